@@ -1,0 +1,1 @@
+"""Backends: text generation (`backends.llm`) and retrieval (`backends.search`)."""

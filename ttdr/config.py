@@ -1,0 +1,52 @@
+"""Settings read from `TTDR_*` environment variables; CLI flags and API arguments override them.
+
+The data directory holds everything a user would want to keep or delete in one go: the
+history database, the local document index and the model cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ttdr.models import ResearchConfig, SearchMode
+
+
+def default_home() -> Path:
+    return Path.home() / ".local" / "share" / "ttdr"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TTDR_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="Data directory.")
+    models_dir: Path | None = Field(None, description="Model cache; default HOME/models.")
+    model: str = "smollm2-135m"
+    device: str = Field("auto", description="auto, cpu or cuda[:n].")
+    search: SearchMode = "auto"
+    iterations: int = 3
+    section_tokens: int = 160
+    search_results: int = 5
+    fetch_timeout_s: float = 15.0
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "ttdr.db"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    def research_config(self, **overrides: object) -> ResearchConfig:
+        """A run config from these settings, with explicit (non-None) overrides applied."""
+        base = {
+            "model": self.model,
+            "search": self.search,
+            "iterations": self.iterations,
+            "section_tokens": self.section_tokens,
+            "search_results": self.search_results,
+        }
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return ResearchConfig(**base)

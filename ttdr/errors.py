@@ -1,0 +1,29 @@
+"""User-facing errors: each says what went wrong and what to do about it.
+
+The CLI prints `str(error)` without a traceback, so the message must stand on its own.
+"""
+
+
+class TtdrError(Exception):
+    """Base class for errors a user can act on."""
+
+
+class InvalidQuestionError(TtdrError, ValueError):
+    pass
+
+
+class RunNotFoundError(TtdrError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "run not found"
+
+
+class DocsPathError(TtdrError, FileNotFoundError):
+    pass
+
+
+class RetrievalUnavailableError(TtdrError):
+    """No search backend can answer: the web failed and nothing is indexed locally."""
+
+
+class ModelUnavailableError(TtdrError):
+    """The model could not be found, downloaded or loaded."""

@@ -1,0 +1,161 @@
+"""Domain models shared by the CLI, the API, the agent and the store.
+
+They are plain pydantic models so that every layer (graph state, SQLite rows, JSON export,
+progress events) speaks the same vocabulary and validates it in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SearchMode = Literal["web", "local", "auto"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    done = "done"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
+class Stage(StrEnum):
+    """The workflow stages, in the order a run passes through them."""
+
+    run = "run"
+    plan = "plan"
+    draft = "draft"
+    question = "question"
+    search = "search"
+    answer = "answer"
+    revise = "revise"
+    report = "report"
+
+
+class EventKind(StrEnum):
+    started = "started"
+    progress = "progress"
+    finished = "finished"
+    warning = "warning"
+    error = "error"
+
+
+class ResearchConfig(BaseModel):
+    """Everything that shapes one research run; stored with the run so it can be reproduced."""
+
+    iterations: int = Field(3, ge=0, le=50, description="Denoising steps after the first draft.")
+    search: SearchMode = Field("auto", description="web, local index, or web with local fallback.")
+    docs: list[Path] = Field(default_factory=list, description="Folders/files to index first.")
+    model: str = Field("smollm2-135m", description="Registry name or local checkpoint folder.")
+    max_sections: int = Field(4, ge=1, le=12, description="Upper bound on planned sections.")
+    section_tokens: int = Field(160, ge=8, le=4096, description="Tokens per section write.")
+    search_results: int = Field(5, ge=1, le=20, description="Search hits per question.")
+    passages_per_answer: int = Field(4, ge=1, le=12, description="Passages shown to the answerer.")
+    seed: int = Field(0, description="Seed for sampling, so runs are repeatable.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
+
+
+class PlanSection(BaseModel):
+    title: str
+    question: str = Field(description="The key question this section must answer.")
+
+
+class Plan(BaseModel):
+    sections: list[PlanSection]
+
+    def titles(self) -> list[str]:
+        return [s.title for s in self.sections]
+
+
+class Source(BaseModel):
+    """A document that was actually retrieved during the run; `number` is run-global."""
+
+    number: int
+    url: str
+    title: str
+    kind: Literal["web", "local"]
+    excerpt: str = ""
+    retrieved_at: datetime = Field(default_factory=utc_now)
+
+
+class Citation(BaseModel):
+    """One entry of a report's references list: the [n] marker and the source behind it."""
+
+    number: int
+    source_number: int
+    title: str
+    url: str
+
+
+class QAPair(BaseModel):
+    iteration: int
+    section: str
+    question: str
+    answer: str
+    source_numbers: list[int] = Field(default_factory=list)
+
+
+class DraftVersion(BaseModel):
+    iteration: int
+    text: str
+    changed_sections: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class Report(BaseModel):
+    run_id: str
+    question: str
+    body: str = Field(description="Markdown with [n] citation markers, without the references.")
+    references: list[Citation]
+    created_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def markdown(self) -> str:
+        lines = [self.body.rstrip(), "", "## References", ""]
+        lines += [f"[{c.number}] {c.title} — {c.url}" for c in self.references]
+        if not self.references:
+            lines.append("No sources were cited.")
+        return "\n".join(lines) + "\n"
+
+
+class RunEvent(BaseModel):
+    """A progress event; the CLI, the API and the UI all render this one type."""
+
+    run_id: str
+    stage: Stage
+    kind: EventKind
+    message: str
+    iteration: int | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    elapsed_s: float = 0.0
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class RunSummary(BaseModel):
+    id: str
+    question: str
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+    model: str
+    drafts: int = 0
+    sources: int = 0
+
+
+class RunDetail(RunSummary):
+    config: ResearchConfig
+    plan: Plan | None = None
+    drafts_list: list[DraftVersion] = Field(default_factory=list)
+    qa_pairs: list[QAPair] = Field(default_factory=list)
+    sources_list: list[Source] = Field(default_factory=list)
+    report: Report | None = None
+    stats: dict[str, Any] = Field(default_factory=dict)
