@@ -1,0 +1,236 @@
+"""Turn the bytes of one document (a fetched page or a local file) into title + plain text.
+
+Web pages and local files go through the same function so that a PDF found on the web and a PDF
+in the user's folder are read the same way. Failures raise `ExtractionError` with a short reason
+that is shown to the user as the reason a source was skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+DocumentKind = Literal["html", "pdf", "text", "markdown"]
+
+SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf"})
+MAX_PDF_PAGES = 50
+
+_SUFFIX_KINDS: dict[str, DocumentKind] = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+_CONTENT_TYPE_KINDS: dict[str, DocumentKind] = {
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/pdf": "pdf",
+    "application/x-pdf": "pdf",
+    "text/plain": "text",
+    "text/markdown": "markdown",
+    "text/x-markdown": "markdown",
+}
+# Content types that say "not a document" even when the suffix is missing or misleading.
+_NON_TEXT_PREFIXES = ("image/", "audio/", "video/", "font/")
+_SNIFF_BYTES = 4096
+
+
+class ExtractionError(Exception):
+    """The document has no usable text; `reason` is short and user-facing ("empty page")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ExtractedDocument:
+    title: str
+    text: str
+
+
+def document_kind(content_type: str | None, name: str = "") -> DocumentKind | None:
+    """Which reader applies: a known content type wins, then the file suffix; None if neither."""
+    mime = media_type(content_type)
+    if mime in _CONTENT_TYPE_KINDS:
+        kind = _CONTENT_TYPE_KINDS[mime]
+        # Servers label markdown as text/plain; the suffix is the better witness then.
+        if kind == "text" and _suffix(name) in {".md", ".markdown"}:
+            return "markdown"
+        return kind
+    return _SUFFIX_KINDS.get(_suffix(name))
+
+
+def media_type(content_type: str | None) -> str:
+    """`text/html; charset=utf-8` → `text/html`."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def extract_document(
+    data: bytes, *, content_type: str | None = None, name: str = "", url: str | None = None
+) -> ExtractedDocument:
+    """Read `data` as HTML, PDF, markdown or plain text.
+
+    `name` is a file name or URL path, used for the suffix and as the title of last resort;
+    `url` lets trafilatura resolve links and read metadata. Raises `ExtractionError`.
+    """
+    if not data.strip():
+        raise ExtractionError("empty page")
+    mime = media_type(content_type)
+    kind = document_kind(content_type, name)
+    if data.startswith(b"%PDF-"):
+        kind = "pdf"  # mislabelled PDFs are common (application/octet-stream, .txt)
+    elif kind is None:
+        if mime.startswith(_NON_TEXT_PREFIXES):
+            raise ExtractionError(f"not text ({mime})")
+        kind = _sniff_kind(data)
+    if kind != "pdf" and _looks_binary(data):
+        raise ExtractionError("binary content")
+
+    fallback_title = _title_from_name(name or url or "")
+    if kind == "pdf":
+        document = _extract_pdf(data, fallback_title)
+    elif kind == "html":
+        document = _extract_html(decode_text(data, content_type, html=True), url, fallback_title)
+    elif kind == "markdown":
+        document = _extract_markdown(decode_text(data, content_type), fallback_title)
+    else:
+        document = ExtractedDocument(fallback_title, _normalise(decode_text(data, content_type)))
+    if not document.text.strip():
+        raise ExtractionError("no text in PDF (scanned?)" if kind == "pdf" else "empty page")
+    return document
+
+
+def decode_text(data: bytes, content_type: str | None = None, *, html: bool = False) -> str:
+    """Decode with utf-8 first (most of the web and of local files), then the declared charset,
+    then a detector, then latin-1, which never fails."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    declared = [_charset_of(content_type)]
+    if html:
+        declared.append(_meta_charset(data[:_SNIFF_BYTES]))
+    for charset in declared:
+        if charset:
+            try:
+                return data.decode(charset)
+            except (UnicodeDecodeError, LookupError):
+                continue
+    try:
+        import charset_normalizer  # a dependency of trafilatura, so normally present
+    except ImportError:
+        return data.decode("latin-1")
+    best = charset_normalizer.from_bytes(data).best()
+    return str(best) if best is not None else data.decode("latin-1")
+
+
+def _extract_html(html: str, url: str | None, fallback_title: str) -> ExtractedDocument:
+    import trafilatura  # slow to import; only pay for it when a page is read
+
+    try:
+        result = trafilatura.bare_extraction(
+            html, url=url, with_metadata=True, include_comments=False, include_tables=True
+        )
+    except Exception as error:  # one malformed page must not fail a whole search
+        raise ExtractionError(f"unreadable HTML ({type(error).__name__})") from error
+    text = (getattr(result, "text", None) or "") if result is not None else ""
+    title = (getattr(result, "title", None) or "") if result is not None else ""
+    # trafilatura separates paragraphs by single newlines; passages split on blank lines.
+    text = _normalise(text).replace("\n", "\n\n")
+    return ExtractedDocument(title.strip() or _html_title(html) or fallback_title, text)
+
+
+def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ExtractionError("encrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES]]
+        title = ""
+        if reader.metadata is not None and reader.metadata.title:
+            title = str(reader.metadata.title).strip()
+    except ExtractionError:
+        raise
+    except PdfReadError as error:
+        raise ExtractionError(f"unreadable PDF ({error})") from error
+    except Exception as error:  # pypdf raises many kinds of errors on malformed input
+        raise ExtractionError(f"unreadable PDF ({type(error).__name__})") from error
+    text = _normalise("\n\n".join(page.strip() for page in pages if page.strip()))
+    return ExtractedDocument(title or _first_line_title(text) or fallback_title, text)
+
+
+def _extract_markdown(text: str, fallback_title: str) -> ExtractedDocument:
+    text = _normalise(text)
+    heading = re.search(r"^#[ \t]+(.+?)[ \t#]*$", text, flags=re.MULTILINE)
+    return ExtractedDocument(heading.group(1).strip() if heading else fallback_title, text)
+
+
+def _sniff_kind(data: bytes) -> DocumentKind:
+    head = data[:_SNIFF_BYTES].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head:
+        return "html"
+    return "text"
+
+
+def _looks_binary(data: bytes) -> bool:
+    """NUL bytes never occur in text encodings we read (UTF-16 pages are vanishingly rare)."""
+    return b"\x00" in data[:_SNIFF_BYTES]
+
+
+def _charset_of(content_type: str | None) -> str | None:
+    match = re.search(r"charset=[\"']?([\w.:-]+)", content_type or "", flags=re.IGNORECASE)
+    return _known_codec(match.group(1)) if match else None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    match = re.search(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", head, flags=re.IGNORECASE)
+    return _known_codec(match.group(1).decode("ascii")) if match else None
+
+
+def _known_codec(name: str) -> str | None:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _html_title(html: str) -> str:
+    match = re.search(r"<title[^>]*>(.*?)</title>", html, flags=re.IGNORECASE | re.DOTALL)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+def _first_line_title(text: str) -> str:
+    first = text.strip().split("\n", 1)[0].strip() if text.strip() else ""
+    return first if 0 < len(first) <= 120 else ""
+
+
+def _title_from_name(name: str) -> str:
+    """`/docs/block_diffusion-notes.pdf` → `block diffusion notes`; a bare host for `https://x.org/`."""
+    parts = urlsplit(name) if "://" in name else None
+    path = unquote(parts.path) if parts else name
+    stem = PurePosixPath(path.replace("\\", "/").rstrip("/")).stem
+    if not stem and parts:
+        return parts.netloc
+    return " ".join(re.split(r"[_\-\s]+", stem)).strip()
+
+
+def _suffix(name: str) -> str:
+    path = urlsplit(name).path if "://" in name else name
+    return PurePosixPath(path.replace("\\", "/")).suffix.lower()
+
+
+def _normalise(text: str) -> str:
+    """Unify newlines and drop trailing spaces so offsets and word counts are stable."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()

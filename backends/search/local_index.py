@@ -1,0 +1,234 @@
+"""The local corpus: the user's documents, split into passages, in SQLite FTS5.
+
+It lives in the same SQLite file as ttdr's run history, so it owns only tables named `index_*`.
+Adding is incremental by content hash: re-adding a folder re-reads every file but re-extracts
+only those whose bytes changed. One connection per call keeps it safe to use from the agent's
+parallel search branches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from backends.search.extract import SUPPORTED_SUFFIXES, ExtractionError, extract_document
+from backends.search.passages import bm25_score_sql, fts_match_query, split_passages
+from backends.search.types import Passage, SkippedSource
+from ttdr.errors import DocsPathError
+
+MAX_FILE_BYTES = 50_000_000
+PASSAGES_PER_DOCUMENT = 2  # so one long document cannot crowd out every other source
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS index_documents (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    title TEXT NOT NULL,
+    chars INTEGER NOT NULL,
+    passages INTEGER NOT NULL,
+    added_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS index_passages USING fts5(
+    title, body, document_id UNINDEXED, start_char UNINDEXED, end_char UNINDEXED,
+    tokenize = 'porter unicode61'
+);
+"""
+
+
+@dataclass
+class IndexReport:
+    """What one `LocalIndex.add` did; counts are documents."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: list[SkippedSource] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    path: Path
+    title: str
+    chars: int
+    passages: int
+    added_at: datetime
+
+
+class LocalIndex:
+    """Documents indexed for `--search local` / `auto`, stored in the SQLite file `db_path`."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    def add(self, path: Path | str) -> IndexReport:
+        """Index a file, or every supported file under a folder (hidden ones excluded).
+
+        Files with an unsupported suffix are ignored inside folders but reported when named
+        directly; unreadable files are reported in `skipped` and do not stop the rest.
+        """
+        root = _resolve_existing(path)
+        report = IndexReport()
+        for file in _document_files(root):
+            if file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+                reason = f"unsupported file type {file.suffix or '(none)'} (supported: {supported})"
+                report.skipped.append(SkippedSource(file.as_uri(), reason))
+                continue
+            try:
+                outcome = self._add_file(file)
+            except ExtractionError as error:
+                report.skipped.append(SkippedSource(file.as_uri(), error.reason))
+                continue
+            except OSError as error:
+                report.skipped.append(SkippedSource(file.as_uri(), f"cannot read ({error})"))
+                continue
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return report
+
+    def search(self, query: str, k: int = 8) -> list[Passage]:
+        """The `k` best passages for `query`, at most two per document, best first."""
+        match = fts_match_query(query)
+        if match is None or k <= 0:
+            return []
+        # bm25() only works in the SELECT that MATCHes, so rank per document one level up.
+        sql = f"""
+            WITH hits AS MATERIALIZED (
+                SELECT rowid AS id, title, body, document_id,
+                       {bm25_score_sql("index_passages")} AS score
+                FROM index_passages WHERE index_passages MATCH ?
+            ), ranked AS (
+                SELECT *, ROW_NUMBER() OVER (
+                    PARTITION BY document_id ORDER BY score DESC, id
+                ) AS nth FROM hits
+            )
+            SELECT d.path, r.title, r.body, r.score
+            FROM ranked AS r JOIN index_documents AS d ON d.id = r.document_id
+            WHERE r.nth <= ? ORDER BY r.score DESC, d.path, r.id LIMIT ?
+        """
+        with closing(self._connect()) as db:
+            rows = db.execute(sql, (match, PASSAGES_PER_DOCUMENT, k)).fetchall()
+        return [
+            Passage(url=Path(path).as_uri(), title=title, text=body, score=score, kind="local")
+            for path, title, body, score in rows
+        ]
+
+    def documents(self) -> list[IndexedDocument]:
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT path, title, chars, passages, added_at FROM index_documents ORDER BY path"
+            ).fetchall()
+        return [
+            IndexedDocument(Path(p), title, chars, n, datetime.fromisoformat(added))
+            for p, title, chars, n, added in rows
+        ]
+
+    def remove(self, path: Path | str) -> int:
+        """Forget a file, or every indexed file under a folder; returns how many were removed.
+
+        The path need not exist any more: removing a deleted file's entry is the common case.
+        """
+        target = str(Path(path).expanduser().resolve())
+        prefix = target.rstrip(os.sep) + os.sep
+        with closing(self._connect()) as db, db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM index_documents "
+                    "WHERE path = ? OR substr(path, 1, length(?)) = ?",
+                    (target, prefix, prefix),
+                )
+            ]
+            for document_id in ids:
+                self._delete(db, document_id)
+        return len(ids)
+
+    def count(self) -> int:
+        """Number of indexed documents (0 means local search cannot answer anything)."""
+        with closing(self._connect()) as db:
+            return int(db.execute("SELECT count(*) FROM index_documents").fetchone()[0])
+
+    def _add_file(self, file: Path) -> str:
+        """Index one file; returns which `IndexReport` counter it belongs to."""
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise ExtractionError(f"file larger than {MAX_FILE_BYTES // 1_000_000} MB")
+        data = file.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        key = str(file)
+        with closing(self._connect()) as db:
+            row = db.execute(
+                "SELECT id, sha256, added_at FROM index_documents WHERE path = ?", (key,)
+            ).fetchone()
+        if row is not None and row[1] == digest:
+            return "unchanged"
+        document = extract_document(data, name=file.name)
+        spans = split_passages(document.text)
+        now = datetime.now(UTC).isoformat()
+        with closing(self._connect()) as db, db:
+            if row is not None:
+                self._delete(db, row[0])
+            cursor = db.execute(
+                "INSERT INTO index_documents "
+                "(path, sha256, title, chars, passages, added_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    digest,
+                    document.title,
+                    len(document.text),
+                    len(spans),
+                    row[2] if row else now,
+                    now,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO index_passages (title, body, document_id, start_char, end_char) "
+                "VALUES (?, ?, ?, ?, ?)",
+                ((document.title, s.text, cursor.lastrowid, s.start, s.end) for s in spans),
+            )
+        return "added" if row is None else "updated"
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, document_id: int) -> None:
+        db.execute("DELETE FROM index_passages WHERE document_id = ?", (document_id,))
+        db.execute("DELETE FROM index_documents WHERE id = ?", (document_id,))
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=30.0)
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
+
+
+def _resolve_existing(path: Path | str) -> Path:
+    candidate = Path(path).expanduser()
+    if not candidate.exists():
+        raise DocsPathError(
+            f"No such file or folder: {candidate}. Pass an existing folder or a file "
+            f"({', '.join(sorted(SUPPORTED_SUFFIXES))}) to `ttdr index add PATH` or --docs PATH."
+        )
+    return candidate.resolve()
+
+
+def _document_files(root: Path) -> Iterator[Path]:
+    """`root` itself if it is a file, else the files under it in a stable order, skipping hidden
+    files and folders (.git, .venv) and files of unsupported types."""
+    if root.is_file():
+        yield root
+        return
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(files):
+            file = Path(folder) / name
+            if not name.startswith(".") and file.suffix.lower() in SUPPORTED_SUFFIXES:
+                yield file

@@ -1,0 +1,77 @@
+"""Reading documents: each format's text and title, and a clear reason when there is none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backends.search.extract import ExtractionError, decode_text, extract_document
+
+CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+
+
+def test_html_keeps_the_article_and_drops_the_navigation() -> None:
+    document = extract_document(
+        (CORPUS / "tides.html").read_bytes(), content_type="text/html; charset=utf-8"
+    )
+
+    assert document.title == "Why the sea has tides"
+    assert "gravity of the Moon" in " ".join(document.text.split())
+    assert "Home" not in document.text
+    assert "\n\n" in document.text  # paragraphs stay apart for the passage splitter
+
+
+def test_pdf_text_and_title_come_from_the_file() -> None:
+    document = extract_document((CORPUS / "kv-cache.pdf").read_bytes(), name="kv-cache.pdf")
+
+    assert document.title == "Caching keys and values in block diffusion"
+    assert "reuses its KV cache" in document.text
+
+
+def test_markdown_title_is_the_first_heading_and_text_falls_back_to_the_file_name() -> None:
+    markdown = extract_document(b"Intro line\n\n# Real title\n\nBody.", name="notes.md")
+    text = extract_document(b"Just words.", name="field_notes-2024.txt")
+
+    assert markdown.title == "Real title"
+    assert text.title == "field notes 2024"
+    assert text.text == "Just words."
+
+
+def test_a_pdf_is_recognised_by_its_bytes_whatever_it_is_called() -> None:
+    data = (CORPUS / "kv-cache.pdf").read_bytes()
+
+    document = extract_document(data, content_type="application/octet-stream", name="download")
+
+    assert "block diffusion" in document.text
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "name", "reason"),
+    [
+        (b"   \n\t", "text/plain", "", "empty page"),
+        (b"abc\x00\x01\x02def", None, "data.txt", "binary content"),
+        (b"\x89PNG\r\n", "image/png", "logo", "not text (image/png)"),
+        (
+            b"<html><head><title>T</title></head><body><script>go()</script></body></html>",
+            "text/html",
+            "",
+            "empty page",
+        ),
+        (b"%PDF-1.4 garbage", "application/pdf", "", "unreadable PDF"),
+    ],
+)
+def test_documents_without_text_say_why(
+    data: bytes, content_type: str | None, name: str, reason: str
+) -> None:
+    with pytest.raises(ExtractionError) as caught:
+        extract_document(data, content_type=content_type, name=name)
+
+    assert caught.value.reason.startswith(reason)
+
+
+def test_decoding_prefers_utf8_then_the_declared_charset() -> None:
+    assert decode_text("déjà vu".encode()) == "déjà vu"
+    assert decode_text("déjà vu".encode("cp1252"), "text/plain; charset=windows-1252") == "déjà vu"
+    page = '<meta charset="iso-8859-1"><p>caf\xe9</p>'.encode("latin-1")
+    assert "café" in decode_text(page, "text/html", html=True)
