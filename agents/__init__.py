@@ -1,0 +1,1 @@
+"""The TTD-DR research workflow as a LangGraph graph (see `agents.graph`)."""

@@ -1,0 +1,98 @@
+"""What every node needs besides the state: the model, retrieval, the store and a way to
+report progress. Passed as LangGraph runtime context, so it is never checkpointed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.config import get_stream_writer
+
+from backends.llm.protocol import ChatMessage, GenerationStats, Generator
+from backends.search.retriever import Retriever
+from ttdr.models import EventKind, ResearchConfig, RunEvent, Stage
+from ttdr.store import Store
+
+
+@dataclass
+class ResearchContext:
+    run_id: str
+    config: ResearchConfig
+    generator: Generator
+    retriever: Retriever
+    store: Store
+    started_at: float = field(default_factory=time.monotonic)
+    stage_stats: dict[str, GenerationStats] = field(
+        default_factory=lambda: defaultdict(GenerationStats)
+    )
+    stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def emit(
+        self,
+        stage: Stage,
+        kind: EventKind,
+        message: str,
+        *,
+        iteration: int | None = None,
+        **data: Any,
+    ) -> RunEvent:
+        """Store the event first (so nothing is lost), then hand it to whoever streams."""
+        run_event = RunEvent(
+            run_id=self.run_id,
+            stage=stage,
+            kind=kind,
+            message=message,
+            iteration=iteration,
+            data=data,
+            elapsed_s=round(time.monotonic() - self.started_at, 3),
+        )
+        self.store.add_event(run_event)
+        get_stream_writer()(run_event)
+        return run_event
+
+    @contextmanager
+    def stage(self, stage: Stage, message: str, *, iteration: int | None = None) -> Iterator[None]:
+        """Announce a stage and add its wall time to the run's per-stage timings."""
+        self.emit(stage, EventKind.started, message, iteration=iteration)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage.value] += time.monotonic() - start
+
+    def write(
+        self,
+        stage: Stage,
+        messages: Sequence[ChatMessage],
+        max_new_tokens: int | None = None,
+        *,
+        temperature: float | None = None,
+    ) -> str:
+        """Generate text for a stage and account its cost to that stage."""
+        generation = self.generator.generate(
+            messages,
+            max_new_tokens or self.config.section_tokens,
+            temperature=self.config.temperature if temperature is None else temperature,
+            seed=self.config.seed,
+        )
+        self.stage_stats[stage.value] += generation.stats
+        return generation.text
+
+    def stats_summary(self) -> dict[str, Any]:
+        total = sum(self.stage_stats.values(), GenerationStats())
+        return {
+            "model": self.generator.info.name,
+            "decoding": self.generator.info.decoding,
+            "device": self.generator.info.device,
+            "generation": total.as_dict(),
+            "stages": {
+                name: {**stats.as_dict(), "wall_s": round(self.stage_seconds[name], 3)}
+                for name, stats in self.stage_stats.items()
+            },
+            "wall_s": round(time.monotonic() - self.started_at, 3),
+        }

@@ -1,0 +1,91 @@
+"""The denoising step: R(t-1) → R(t), revising only the section the new answer concerns.
+
+Every other section keeps its exact text, and every source the answer cited stays cited in
+the revised section, so evidence gathered in earlier steps is never silently lost.
+"""
+
+from __future__ import annotations
+
+import re
+
+from langgraph.runtime import Runtime
+
+from agents import prompts
+from agents.citations import append_markers, cited_numbers, remap_citations
+from agents.context import ResearchContext
+from agents.state import ResearchState, render_draft
+from agents.text import clean_model_text
+from ttdr.models import DraftVersion, EventKind, Stage
+
+
+def revise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
+    ctx = runtime.context
+    plan, qa = state["plan"], state["last_answer"]
+    iteration = state["iteration"] + 1
+    sections = list(state["sections"])
+    target = state["task"]["section"]
+    title = plan.sections[target].title
+    changed: list[str] = []
+
+    with ctx.stage(
+        Stage.revise, f"Revising section {title!r} with the new evidence", iteration=iteration
+    ):
+        if qa is not None and qa.answer:
+            sections[target] = revise_section(
+                ctx, state["question"], title, sections[target], qa.answer
+            )
+            changed = [title] if sections[target] != state["sections"][target] else []
+
+    draft = DraftVersion(
+        iteration=iteration, text=render_draft(plan, sections), changed_sections=changed
+    )
+    ctx.store.add_draft(ctx.run_id, draft)
+    message = (
+        f"Draft R{iteration}: revised {title!r}"
+        if changed
+        else f"Draft R{iteration}: no new evidence, unchanged"
+    )
+    ctx.emit(
+        Stage.revise,
+        EventKind.finished,
+        message,
+        iteration=iteration,
+        draft_version=iteration,
+        changed_sections=changed,
+    )
+    return {"sections": sections, "iteration": iteration}
+
+
+MIN_EVIDENCE_COVERAGE = 0.3
+
+
+def evidence_coverage(text: str, evidence: str) -> float:
+    """The share of the evidence's content words that the revised text still contains."""
+    wanted = content_words(evidence)
+    return len(wanted & content_words(text)) / len(wanted) if wanted else 1.0
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9][a-z0-9-]{3,}", text.lower())}
+
+
+def revise_section(
+    ctx: ResearchContext, question: str, title: str, current: str, evidence: str
+) -> str:
+    prompt = prompts.REVISE_SECTION.format(
+        question=question, title=title, section_text=current, evidence=evidence
+    )
+    budget = ctx.config.section_tokens + 64  # room for the evidence the section absorbs
+    revised = clean_model_text(ctx.write(Stage.revise, prompts.chat(prompt), budget), heading=title)
+    known = set(cited_numbers(current)) | set(cited_numbers(evidence))
+    revised, _ = remap_citations(revised, lambda n: n if n in known else None)
+    if evidence_coverage(revised, evidence) < MIN_EVIDENCE_COVERAGE:
+        # A rewrite that dropped the evidence (or is empty, or echoes the instruction) would
+        # undo the step: keep the section and add the evidence as it was answered.
+        return f"{current.rstrip()}\n\n{evidence}".strip()
+    lost = [
+        n
+        for n in cited_numbers(evidence) + cited_numbers(current)
+        if n not in cited_numbers(revised)
+    ]
+    return append_markers(revised, dict.fromkeys(lost))

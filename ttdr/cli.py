@@ -1,0 +1,328 @@
+"""The `ttdr` command line: research, history, the local index and models.
+
+Exit codes: 0 success, 1 a run or command failed, 2 bad input, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ttdr import __version__
+from ttdr.config import Settings
+from ttdr.errors import DocsPathError, InvalidQuestionError, RunNotFoundError, TtdrError
+from ttdr.models import RunStatus, SearchMode
+
+app = typer.Typer(
+    help="ttdr: deep research by test-time diffusion, on a local diffusion language model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+history_app = typer.Typer(help="Saved research runs.", no_args_is_help=True)
+index_app = typer.Typer(help="The local document index.", no_args_is_help=True)
+models_app = typer.Typer(help="Models ttdr can use.", invoke_without_command=True)
+app.add_typer(history_app, name="history")
+app.add_typer(index_app, name="index")
+app.add_typer(models_app, name="models")
+
+err = Console(stderr=True, soft_wrap=True)
+INPUT_ERRORS = (InvalidQuestionError, DocsPathError, RunNotFoundError)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def guarded(action: Callable[[], None]) -> None:
+    """Turn a user-facing error into a clear message and an exit code, not a traceback."""
+    try:
+        action()
+    except INPUT_ERRORS as exc:
+        raise fail(str(exc), 2) from None
+    except TtdrError as exc:
+        raise fail(str(exc), 1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ttdr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """ttdr writes cited research reports: plan, draft, then denoise the draft with search."""
+
+
+@app.command()
+def research(
+    question: Annotated[str, typer.Argument(help="What to research.")],
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", min=0, max=50, help="Denoising steps.")
+    ] = None,
+    search: Annotated[
+        SearchMode | None, typer.Option(help="web, local, or auto (web, local if offline).")
+    ] = None,
+    docs: Annotated[
+        list[Path] | None, typer.Option(help="Folder or file to index and search; repeatable.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or checkpoint folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Report format: md or json.")] = "md",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+) -> None:
+    """Research a question and print (or --out) the cited report; the run is saved."""
+    from ttdr.api import Researcher
+    from ttdr.export import export_run
+    from ttdr.progress import ProgressView
+
+    if fmt not in ("md", "json"):
+        raise fail(f"--format must be md or json, not {fmt!r}", 2)
+    settings = Settings()
+    config = settings.research_config(
+        iterations=iterations, search=search, docs=docs or [], model=model
+    )
+    researcher = Researcher(config, settings=settings)
+    run_id = None
+
+    def run() -> None:
+        nonlocal run_id
+        with ProgressView(err, config.iterations, quiet=quiet) as view:
+            for event in researcher.stream(question):
+                run_id = event.run_id
+                view.show(event)
+        text = export_run(researcher.get_run(run_id), fmt)
+        if out is not None:
+            out.write_text(text, encoding="utf-8")
+            err.print(f"Report written to {escape(str(out))}")
+        else:
+            sys.stdout.write(text)
+        err.print(f"Saved as run [bold]{run_id}[/]: ttdr history show {run_id}")
+
+    try:
+        guarded(run)
+    except KeyboardInterrupt:
+        if run_id is None:
+            raise fail("Interrupted before the run started.", 130) from None
+        kept = len(researcher.store.drafts(run_id))
+        raise fail(
+            f"Interrupted. Run {run_id} is saved as interrupted with {kept} draft version(s): "
+            f"ttdr history show {run_id}",
+            130,
+        ) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # an unexpected failure: the run is already marked failed
+        suffix = f" Run {run_id} is saved as failed with its drafts." if run_id else ""
+        raise fail(f"{type(exc).__name__}: {exc}.{suffix}", 1) from exc
+
+
+# -- history --------------------------------------------------------------------------------
+
+
+def _store():
+    from ttdr.store import Store
+
+    return Store(Settings().db_path)
+
+
+@history_app.command("list")
+def history_list(
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 30,
+) -> None:
+    """List saved runs, newest first."""
+    runs = _store().list_runs(limit=limit, status=status)
+    if not runs:
+        err.print('No runs yet. Start one with: ttdr research "your question"')
+        return
+    table = Table("id", "status", "started (UTC)", "drafts", "sources", "question")
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.status.value,
+            f"{run.created_at:%Y-%m-%d %H:%M}",
+            str(run.drafts),
+            str(run.sources),
+            escape(run.question[:70]),
+        )
+    Console().print(table)
+
+
+@history_app.command("show")
+def history_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+) -> None:
+    """Show a run: its status, drafts and report (or latest draft)."""
+    from ttdr.export import report_markdown
+
+    def show() -> None:
+        run = _store().get_run(run_id)
+        err.print(
+            f"[bold]{run.id}[/] · {run.status.value} · {run.created_at:%Y-%m-%d %H:%M} UTC · "
+            f"model {escape(run.model)} · {run.drafts} drafts · {run.sources} sources"
+        )
+        if run.error:
+            err.print(f"[red]error:[/] {escape(run.error)}")
+        sys.stdout.write(report_markdown(run))
+
+    guarded(show)
+
+
+@history_app.command("export")
+def history_export(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    fmt: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Export a run as Markdown, JSON or HTML."""
+    from ttdr.export import export_run
+
+    if fmt not in ("md", "json", "html"):
+        raise fail(f"--format must be md, json or html, not {fmt!r}", 2)
+
+    def export() -> None:
+        text = export_run(_store().get_run(run_id), fmt)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            err.print(f"Exported to {escape(str(out))}")
+
+    guarded(export)
+
+
+@history_app.command("delete")
+def history_delete(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a run and everything saved with it."""
+
+    def delete() -> None:
+        store = _store()
+        run = store.get_run(run_id)
+        if not yes and not typer.confirm(f"Delete run {run.id} ({run.question[:60]})?"):
+            raise typer.Exit(1)
+        store.delete_run(run.id)
+        err.print(f"Deleted run {run.id}")
+
+    guarded(delete)
+
+
+# -- index ----------------------------------------------------------------------------------
+
+
+def _index():
+    from backends.search import LocalIndex
+
+    return LocalIndex(Settings().db_path)
+
+
+@index_app.command("add")
+def index_add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.md .txt .html .pdf).")],
+) -> None:
+    """Add documents to the local index (unchanged files are skipped)."""
+
+    def add() -> None:
+        index = _index()
+        for path in paths:
+            report = index.add(path)
+            err.print(
+                f"{escape(str(path))}: {report.added} added, {report.updated} updated, "
+                f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
+            )
+            for skipped in report.skipped:
+                err.print(f"  [yellow]skipped[/] {escape(skipped.url)}: {escape(skipped.reason)}")
+
+    guarded(add)
+
+
+@index_app.command("search")
+def index_search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+) -> None:
+    """Search the local index and print the best passages."""
+    index = _index()
+    if index.count() == 0:
+        raise fail("The local index is empty: add documents with `ttdr index add PATH`.", 1)
+    passages = index.search(query, k)
+    if not passages:
+        err.print("No matching passages.")
+    for rank, passage in enumerate(passages, start=1):
+        Console().print(f"[bold]{rank}. {escape(passage.title)}[/] ({passage.score:.2f})")
+        Console().print(f"   [dim]{escape(passage.url)}[/]")
+        Console().print(f"   {escape(passage.text[:300])}", highlight=False)
+
+
+@index_app.command("list")
+def index_list() -> None:
+    """List indexed documents."""
+    documents = _index().documents()
+    if not documents:
+        err.print("The local index is empty: add documents with `ttdr index add PATH`.")
+        return
+    table = Table("path", "title", "chars", "passages")
+    for doc in documents:
+        table.add_row(escape(str(doc.path)), escape(doc.title), str(doc.chars), str(doc.passages))
+    Console().print(table)
+
+
+@index_app.command("remove")
+def index_remove(path: Annotated[Path, typer.Argument(help="A file or folder to forget.")]) -> None:
+    """Remove documents from the local index."""
+    removed = _index().remove(path)
+    err.print(f"Removed {removed} document(s)")
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+@models_app.callback()
+def models_default(ctx: typer.Context) -> None:
+    """List the models (same as `ttdr models list`)."""
+    if ctx.invoked_subcommand is None:
+        models_list()
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registry models, whether they are downloaded, and how they decode."""
+    from backends.llm.registry import DEFAULT_MODEL, model_statuses
+
+    settings = Settings()
+    table = Table("name", "family", "decoding", "downloaded", "location")
+    for status in model_statuses(settings.model_cache):
+        name = status.spec.name + (" (default)" if status.spec.name == DEFAULT_MODEL else "")
+        table.add_row(
+            name,
+            status.spec.family,
+            status.spec.decoding,
+            "yes" if status.downloaded else "no (fetched on first use)",
+            str(status.folder),
+        )
+    Console().print(table)
+    err.print("Any local checkpoint folder also works: --model PATH")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
