@@ -17,7 +17,8 @@ PREAMBLE = re.compile(
 def clean_model_text(text: str, *, heading: str | None = None) -> str:
     """Strip think blocks, a leading preamble and a heading that repeats the section title."""
     text = THINK_BLOCK.sub("", text).strip()
-    text = PREAMBLE.sub("", text).strip()
+    while (stripped := PREAMBLE.sub("", text, count=1).strip()) != text:
+        text = stripped
     lines = text.splitlines()
     while lines and _is_heading(lines[0], heading):
         lines.pop(0)

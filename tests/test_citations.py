@@ -1,0 +1,42 @@
+"""Citation markers: parsed in the forms small models write, renumbered, never left dangling."""
+
+from __future__ import annotations
+
+from agents.citations import append_markers, cited_numbers, remap_citations
+from agents.report import build_report
+from ttdr.models import Source
+
+
+def test_markers_in_every_form_models_write_are_read() -> None:
+    text = "A [2]. B [1, 3]. C [4-5]. D [^6]. E [2]. Not a marker: [x] or [ ]."
+    assert cited_numbers(text) == [2, 1, 3, 4, 5, 6]
+
+
+def test_remapping_drops_unknown_numbers_and_reports_them() -> None:
+    text, dropped = remap_citations("Fact [1][9]. Other [2, 9] here.", {1: 5, 2: 6}.get)
+    assert text == "Fact [5]. Other [6] here."
+    assert dropped == [9, 9]
+
+
+def test_a_marker_that_resolves_to_nothing_leaves_no_stray_space() -> None:
+    text, _ = remap_citations("Claim [7].", lambda n: None)
+    assert text == "Claim."
+
+
+def test_markers_are_appended_before_the_final_full_stop() -> None:
+    assert append_markers("It works.", [3, 4]) == "It works [3][4]."
+    assert append_markers("No stop", [1]) == "No stop [1]"
+    assert append_markers("Unchanged.", []) == "Unchanged."
+
+
+def test_a_report_cites_only_retrieved_sources_renumbered_by_first_use() -> None:
+    sources = [Source(number=n, url=f"https://s{n}", title=f"S{n}", kind="web") for n in (1, 2, 3)]
+    body = "# Q\n\nFirst [3]. Then [1] and [3]. Invented [8]."
+    report, dropped = build_report("run", "Q", body, sources)
+    assert report.body == "# Q\n\nFirst [1]. Then [2] and [1]. Invented."
+    assert [(c.number, c.source_number, c.url) for c in report.references] == [
+        (1, 3, "https://s3"),
+        (2, 1, "https://s1"),
+    ]
+    assert dropped == [8]
+    assert set(cited_numbers(report.body)) == {c.number for c in report.references}

@@ -1,0 +1,118 @@
+"""The history store on a real SQLite file: what is written is what comes back."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ttdr.errors import RunNotFoundError
+from ttdr.models import (
+    Citation,
+    DraftVersion,
+    EventKind,
+    Plan,
+    PlanSection,
+    QAPair,
+    Report,
+    ResearchConfig,
+    RunEvent,
+    RunStatus,
+    Stage,
+)
+from ttdr.store import Store
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "history.db"
+
+
+def test_a_full_run_round_trips_through_a_reopened_file(db: Path) -> None:
+    store = Store(db)
+    config = ResearchConfig(iterations=1, search="local", model="m")
+    run_id = store.create_run("What is BM25?", config)
+    store.save_plan(run_id, Plan(sections=[PlanSection(title="Scoring", question="How?")]))
+    store.add_draft(
+        run_id, DraftVersion(iteration=0, text="## Scoring\n\nR0", changed_sections=["Scoring"])
+    )
+    store.add_draft(run_id, DraftVersion(iteration=1, text="## Scoring\n\nR1 [1]"))
+    source = store.add_source(run_id, url="file:///a.md", title="A", kind="local", excerpt="bm25")
+    store.add_qa(
+        run_id,
+        QAPair(iteration=1, section="Scoring", question="q", answer="a [1]", source_numbers=[1]),
+    )
+    citation = Citation(number=1, source_number=1, title="A", url="file:///a.md")
+    store.save_report(
+        Report(run_id=run_id, question="What is BM25?", body="# R\n\nx [1]", references=[citation])
+    )
+    store.add_event(
+        RunEvent(
+            run_id=run_id, stage=Stage.plan, kind=EventKind.finished, message="ok", data={"n": 1}
+        )
+    )
+    store.save_stats(run_id, {"generation": {"tokens": 5}})
+    store.set_status(run_id, RunStatus.done)
+    store.close()
+
+    reopened = Store(db).get_run(run_id)
+    assert reopened.status is RunStatus.done and reopened.finished_at is not None
+    assert reopened.config == config
+    assert reopened.plan.titles() == ["Scoring"]
+    assert [d.text for d in reopened.drafts_list] == ["## Scoring\n\nR0", "## Scoring\n\nR1 [1]"]
+    assert reopened.drafts_list[0].changed_sections == ["Scoring"]
+    assert reopened.qa_pairs[0].source_numbers == [1]
+    assert reopened.sources_list == [source]
+    assert reopened.report.references == [citation]
+    assert reopened.report.markdown.endswith("[1] A — file:///a.md\n")
+    assert reopened.stats == {"generation": {"tokens": 5}}
+    assert reopened.created_at.tzinfo is not None
+    assert [e.data for e in Store(db).events(run_id)] == [{"n": 1}]
+
+
+def test_sources_are_numbered_per_run_and_a_url_keeps_its_number(db: Path) -> None:
+    store = Store(db)
+    first = store.create_run("one", ResearchConfig())
+    second = store.create_run("two", ResearchConfig())
+    a = store.add_source(first, url="https://a", title="A", kind="web", excerpt="")
+    b = store.add_source(first, url="https://b", title="", kind="web", excerpt="")
+    again = store.add_source(first, url="https://a", title="A2", kind="web", excerpt="")
+    other = store.add_source(second, url="https://b", title="B", kind="web", excerpt="")
+    assert (a.number, b.number, again.number, other.number) == (1, 2, 1, 1)
+    assert b.title == "https://b"  # an untitled page is listed by its address
+
+
+def test_history_lists_newest_first_filters_and_resolves_prefixes(db: Path) -> None:
+    store = Store(db)
+    ids = [store.create_run(f"q{i}", ResearchConfig()) for i in range(3)]
+    store.set_status(ids[0], RunStatus.failed, "boom")
+    assert [r.id for r in store.list_runs()] == ids[::-1]
+    failed = store.list_runs(status=RunStatus.failed)
+    assert [(r.id, r.error) for r in failed] == [(ids[0], "boom")]
+    assert store.resolve_id(ids[1][:8]) == ids[1]
+    with pytest.raises(RunNotFoundError, match="history list"):
+        store.resolve_id("nope")
+
+
+def test_delete_removes_the_run_and_everything_saved_with_it(db: Path) -> None:
+    store = Store(db)
+    keep = store.create_run("keep", ResearchConfig())
+    gone = store.create_run("gone", ResearchConfig())
+    for run_id in (keep, gone):
+        store.add_draft(run_id, DraftVersion(iteration=0, text="d"))
+        store.add_source(run_id, url="u", title="t", kind="web", excerpt="")
+    store.delete_run(gone)
+    with pytest.raises(RunNotFoundError):
+        store.get_run(gone)
+    assert len(store.drafts(keep)) == 1 and len(store.sources(keep)) == 1
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM drafts WHERE run_id=?", (gone,)).fetchone() == (
+            0,
+        )
+
+
+def test_the_database_uses_write_ahead_logging(db: Path) -> None:
+    Store(db).create_run("q", ResearchConfig())
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
