@@ -53,7 +53,7 @@ def test_sampling_is_repeatable_with_a_seed(tiny_model: Path) -> None:
 
 def test_a_folder_without_config_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelUnavailableError, match="no config.json"):
+    with pytest.raises(ModelUnavailableError, match=r"no config\.json"):
         load_generator(str(tmp_path / "empty"), tmp_path / "cache")
 
 

@@ -5,6 +5,7 @@ The tiny model's text is noise; what is checked is the structure a run must alwa
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -66,7 +67,7 @@ def test_every_citation_in_the_report_resolves_to_a_retrieved_source(settings, t
 def test_denoising_touches_only_the_revised_section(settings, tiny_config) -> None:
     researcher = Researcher(tiny_config.model_copy(update={"iterations": 3}), settings=settings)
     run = researcher.get_run(researcher.run(QUESTION).run_id)
-    for before, after in zip(run.drafts_list, run.drafts_list[1:]):
+    for before, after in itertools.pairwise(run.drafts_list):
         old, new = sections_of(before.text), sections_of(after.text)
         assert old.keys() == new.keys()
         untouched = [title for title in old if title not in after.changed_sections]
