@@ -96,8 +96,9 @@ class Researcher:
             yield from self._run_graph(question, context)
             self.store.set_status(run_id, RunStatus.done)
             yield run_event(EventKind.finished, "Research finished; report saved", run_id=run_id)
-        except (KeyboardInterrupt, GeneratorExit):
-            self.store.set_status(run_id, RunStatus.interrupted, "interrupted by the user")
+        except (KeyboardInterrupt, GeneratorExit) as exc:
+            how = f"by {exc.args[0]}" if exc.args else "by the user"
+            self.store.set_status(run_id, RunStatus.interrupted, f"interrupted {how}")
             run_event(EventKind.error, "Interrupted; the drafts so far are kept")
             raise
         except Exception as exc:

@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a run or command failed, 2 bad input, 130 interrupted (
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,25 @@ def guarded(action: Callable[[], None]) -> None:
         raise fail(str(exc), 1) from None
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and `kill` both end a run as `interrupted`, with its drafts kept.
+
+    SIGINT is re-armed because a parent shell may have started us with it ignored.
+    """
+
+    def interrupt(signum: int, _frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def print_table(table: Table) -> None:
+    """Tables fit the terminal; piped output gets room so ids and paths are never cut."""
+    console = Console()
+    (console if console.is_terminal else Console(width=240)).print(table)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"ttdr {__version__}")
@@ -97,6 +117,7 @@ def research(
     )
     researcher = Researcher(config, settings=settings)
     run_id = None
+    stop_on_signals()
 
     def run() -> None:
         nonlocal run_id
@@ -159,7 +180,7 @@ def history_list(
             str(run.sources),
             escape(run.question[:70]),
         )
-    Console().print(table)
+    print_table(table)
 
 
 @history_app.command("show")
@@ -280,7 +301,7 @@ def index_list() -> None:
     table = Table("path", "title", "chars", "passages")
     for doc in documents:
         table.add_row(escape(str(doc.path)), escape(doc.title), str(doc.chars), str(doc.passages))
-    Console().print(table)
+    print_table(table)
 
 
 @index_app.command("remove")
@@ -316,7 +337,7 @@ def models_list() -> None:
             "yes" if status.downloaded else "no (fetched on first use)",
             str(status.folder),
         )
-    Console().print(table)
+    print_table(table)
     err.print("Any local checkpoint folder also works: --model PATH")
 
 
