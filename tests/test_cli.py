@@ -83,7 +83,8 @@ def test_research_can_write_json_to_a_file(cli, home, tiny_model, tmp_path) -> N
 def test_html_export_never_renders_model_or_page_markup(cli, home) -> None:
     db = store(home)
     run_id = db.create_run("q", ResearchConfig())
-    body = "# q\n\n<script>alert(1)</script> <img src=x onerror=alert(2)>\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    markup = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
+    body = f"# q\n\n{markup}\n\n| a | b |\n|---|---|\n| 1 | 2 |"
     db.save_report(Report(run_id=run_id, question="q", body=body, references=[]))
     page = cli("history", "export", run_id, "--format", "html").stdout
     assert "<script>" not in page and "<img" not in page
@@ -149,21 +150,30 @@ def test_models_lists_the_default_and_says_it_is_autoregressive(cli) -> None:
     assert "smollm2-135m (default)" in result.stdout and "autoregressive" in result.stdout
 
 
+def count_drafts(db: Path) -> int:
+    """Drafts written so far by another process; 0 while it is still creating the file."""
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM drafts").fetchone()[0]
+    except sqlite3.OperationalError:  # no file or no table yet
+        return 0
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_is_marked_and_keeps_its_drafts(home, tiny_model, sig) -> None:
     """A real process, interrupted mid-loop the way a user (Ctrl-C) or a supervisor would."""
     env = dict(os.environ, TTDR_HOME=str(home), TTDR_SECTION_TOKENS="48")
     command = [sys.executable, "-m", "ttdr.cli", "research", QUESTION, "--model", str(tiny_model)]
     command += ["--search", "local", "--docs", str(CORPUS), "-n", "50"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     db = home / "ttdr.db"
     deadline = time.monotonic() + 120
     drafts_seen = 0
     while drafts_seen < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
-        if db.exists():
-            with sqlite3.connect(db) as conn:
-                drafts_seen = conn.execute("SELECT count(*) FROM drafts").fetchone()[0]
+        drafts_seen = count_drafts(db)
     assert drafts_seen >= 2, "the run never reached its second draft"
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
