@@ -1,7 +1,9 @@
-"""Stage 2b: search, then answer the search question from the passages found, with citations.
+"""Stage 2b: search, then answer the search question from the passages found.
 
-Passages are numbered 1..k in the prompt because small models cite short local numbers
-reliably; the answer's markers are then mapped to the run-wide source numbers.
+The answer must come from the sources: each sentence is attributed to the passage that
+supports it (agents/attribution.py) and sentences none supports are dropped. When nothing
+the model wrote is supported, the answer quotes the passages' most relevant sentences instead,
+so a denoising step never feeds unsupported text into the draft as evidence.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from agents import prompts
-from agents.citations import append_markers, cited_numbers, remap_citations
+from agents.attribution import attribute, extractive_answer
 from agents.context import ResearchContext
 from agents.state import ResearchState
-from agents.text import clean_model_text, clip_to_sentence
+from agents.text import clean_model_text
 from backends.search.types import Passage
 from ttdr.errors import RetrievalUnavailableError
 from ttdr.models import EventKind, QAPair, Stage
@@ -38,33 +40,38 @@ def answer_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
                 iteration=iteration,
             )
             return {"qa_pairs": [qa], "last_answer": qa}
-        numbers = [register_source(ctx, p) for p in passages]
-        listing = "\n\n".join(
-            f"[{i}] {p.title}\n{p.text[:PASSAGE_CHARS]}" for i, p in enumerate(passages, start=1)
-        )
+        shown = [p.text[:PASSAGE_CHARS] for p in passages]
+        sources: dict[int, str] = {}
+        for passage, text in zip(passages, shown, strict=True):
+            number = register_source(ctx, passage, text)
+            sources[number] = f"{sources.get(number, '')}\n{text}".strip()
+        listing = "\n\n".join(f"Source {i}: {text}" for i, text in enumerate(shown, start=1))
         prompt = prompts.ANSWER.format(passages=listing, query=task["query"])
-        raw = clean_model_text(ctx.write(Stage.answer, prompts.chat(prompt)))
-        answer, dropped = remap_citations(
-            raw, lambda i: numbers[i - 1] if 1 <= i <= len(numbers) else None
+        written = clean_model_text(
+            ctx.write(Stage.answer, prompts.chat(prompt)), instruction=prompts.ANSWER
         )
-        if not cited_numbers(answer):
-            # The answer was written from these passages; when the model names none of them,
-            # attribute it to the two it was shown first (the best-ranked) rather than to none.
-            answer = append_markers(
-                answer or clip_to_sentence(passages[0].text, 400), dict.fromkeys(numbers[:2])
-            )
+        answer = attribute(written, sources, keep_unsupported=False)
+        quoted = not answer.cited
+        if quoted:
+            answer = extractive_answer(task["query"], sources)
+
     qa = QAPair(
         iteration=iteration,
         section=section,
         question=task["query"],
-        answer=answer,
-        source_numbers=cited_numbers(answer),
+        answer=answer.text,
+        source_numbers=answer.cited,
     )
     ctx.store.add_qa(ctx.run_id, qa)
-    message = f"Answered with sources {', '.join(f'[{n}]' for n in qa.source_numbers)}"
-    if dropped:
-        message += f"; removed citations to nonexistent passages {sorted(set(dropped))}"
-    ctx.emit(Stage.answer, EventKind.finished, message, iteration=iteration, answer=answer)
+    cited = ", ".join(f"[{n}]" for n in qa.source_numbers)
+    how = "quoting the sources (no generated sentence was supported)" if quoted else "answered"
+    ctx.emit(
+        Stage.answer,
+        EventKind.finished,
+        f"{how.capitalize()}; cites {cited}",
+        iteration=iteration,
+        answer=qa.answer,
+    )
     return {"qa_pairs": [qa], "last_answer": qa}
 
 
@@ -103,12 +110,8 @@ def search(ctx: ResearchContext, query: str, iteration: int) -> list[Passage]:
     return passages
 
 
-def register_source(ctx: ResearchContext, passage: Passage) -> int:
+def register_source(ctx: ResearchContext, passage: Passage, shown: str) -> int:
     source = ctx.store.add_source(
-        ctx.run_id,
-        url=passage.url,
-        title=passage.title,
-        kind=passage.kind,
-        excerpt=passage.text[:1000],
+        ctx.run_id, url=passage.url, title=passage.title, kind=passage.kind, excerpt=shown
     )
     return source.number

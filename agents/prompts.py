@@ -30,11 +30,11 @@ SEARCH_QUERY = (
     "Reply with the query only."
 )
 
+# No citation markers are asked for: the ledger (agents/attribution.py) attaches each
+# sentence to the source that supports it, which small models cannot be trusted to do.
 ANSWER = (
-    "Sources:\n{passages}\n\n"
-    "Question: {query}\n\n"
-    "Answer the question in two to four sentences using only the sources above. After each "
-    "fact, write the number of its source in square brackets, like [1]."
+    "Read these sources.\n\n{passages}\n\n"
+    "Using only the sources, answer this question in two to four sentences: {query}"
 )
 
 REVISE_SECTION = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from agents import prompts
+from agents.attribution import attribute
 from agents.citations import cited_numbers, remap_citations
 from agents.context import ResearchContext
 from agents.state import ResearchState
@@ -30,14 +31,21 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
             for s, body in zip(plan.sections, sections, strict=True)
         )
         prompt = prompts.SUMMARY.format(question=state["question"], digest=digest)
-        summary = clean_model_text(ctx.write(Stage.report, prompts.chat(prompt)), heading="Summary")
+        written = clean_model_text(
+            ctx.write(Stage.report, prompts.chat(prompt)),
+            heading="Summary",
+            instruction=prompts.SUMMARY,
+        )
+        sources = ctx.store.sources(ctx.run_id)
+        summary = attribute(written, {s.number: s.excerpt for s in sources}, keep_unsupported=True)
+        summary = summary.text
         parts = [f"# {state['question']}", "## Summary", summary or "(No summary was generated.)"]
         for section, body in zip(plan.sections, sections, strict=True):
             parts += [f"## {section.title}", body.strip()]
             if not cited_numbers(body):
                 parts.append(UNSUPPORTED_NOTE)
         report, dropped = build_report(
-            ctx.run_id, state["question"], "\n\n".join(parts) + "\n", ctx.store.sources(ctx.run_id)
+            ctx.run_id, state["question"], "\n\n".join(parts) + "\n", sources
         )
     ctx.store.save_report(report)
     if dropped:

@@ -6,12 +6,11 @@ the revised section, so evidence gathered in earlier steps is never silently los
 
 from __future__ import annotations
 
-import re
-
 from langgraph.runtime import Runtime
 
 from agents import prompts
-from agents.citations import append_markers, cited_numbers, remap_citations
+from agents.attribution import attribute, content_words
+from agents.citations import cited_numbers
 from agents.context import ResearchContext
 from agents.state import ResearchState, render_draft
 from agents.text import clean_model_text
@@ -31,8 +30,9 @@ def revise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         Stage.revise, f"Revising section {title!r} with the new evidence", iteration=iteration
     ):
         if qa is not None and qa.answer:
+            sources = {s.number: s.excerpt for s in ctx.store.sources(ctx.run_id)}
             sections[target] = revise_section(
-                ctx, state["question"], title, sections[target], qa.answer
+                ctx, state["question"], title, sections[target], qa.answer, sources
             )
             changed = [title] if sections[target] != state["sections"][target] else []
 
@@ -65,27 +65,30 @@ def evidence_coverage(text: str, evidence: str) -> float:
     return len(wanted & content_words(text)) / len(wanted) if wanted else 1.0
 
 
-def content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9][a-z0-9-]{3,}", text.lower())}
-
-
 def revise_section(
-    ctx: ResearchContext, question: str, title: str, current: str, evidence: str
+    ctx: ResearchContext,
+    question: str,
+    title: str,
+    current: str,
+    evidence: str,
+    sources: dict[int, str],
 ) -> str:
     prompt = prompts.REVISE_SECTION.format(
         question=question, title=title, section_text=current, evidence=evidence
     )
     budget = ctx.config.section_tokens + 64  # room for the evidence the section absorbs
-    revised = clean_model_text(ctx.write(Stage.revise, prompts.chat(prompt), budget), heading=title)
-    known = set(cited_numbers(current)) | set(cited_numbers(evidence))
-    revised, _ = remap_citations(revised, lambda n: n if n in known else None)
-    if evidence_coverage(revised, evidence) < MIN_EVIDENCE_COVERAGE:
-        # A rewrite that dropped the evidence (or is empty, or echoes the instruction) would
-        # undo the step: keep the section and add the evidence as it was answered.
+    written = clean_model_text(
+        ctx.write(Stage.revise, prompts.chat(prompt), budget),
+        heading=title,
+        instruction=prompts.REVISE_SECTION,
+    )
+    revised = attribute(written, sources, keep_unsupported=True)
+    must_keep = set(cited_numbers(current)) | set(cited_numbers(evidence))
+    if (
+        not must_keep <= set(revised.cited)
+        or evidence_coverage(revised.text, evidence) < MIN_EVIDENCE_COVERAGE
+    ):
+        # A rewrite that lost a source or the new evidence (or is empty, or echoes the
+        # instruction) would undo the step: keep the section and add the evidence as is.
         return f"{current.rstrip()}\n\n{evidence}".strip()
-    lost = [
-        n
-        for n in cited_numbers(evidence) + cited_numbers(current)
-        if n not in cited_numbers(revised)
-    ]
-    return append_markers(revised, dict.fromkeys(lost))
+    return revised.text

@@ -14,15 +14,48 @@ PREAMBLE = re.compile(
 )
 
 
-def clean_model_text(text: str, *, heading: str | None = None) -> str:
-    """Strip think blocks, a leading preamble and a heading that repeats the section title."""
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+TEMPLATE_FIELD = re.compile(r"\{[a-z_]+\}")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def clean_model_text(
+    text: str, *, heading: str | None = None, instruction: str | None = None
+) -> str:
+    """Strip think blocks, a preamble, a heading that repeats the section title, sentences
+    said twice, and sentences that merely echo the `instruction` template."""
     text = THINK_BLOCK.sub("", text).strip()
     while (stripped := PREAMBLE.sub("", text, count=1).strip()) != text:
         text = stripped
     lines = text.splitlines()
     while lines and _is_heading(lines[0], heading):
         lines.pop(0)
-    return "\n".join(lines).strip()
+    return drop_repeats_and_echoes("\n".join(lines).strip(), instruction)
+
+
+def drop_repeats_and_echoes(text: str, instruction: str | None) -> str:
+    """Line by line, so lists keep their shape; blank lines between paragraphs survive."""
+    template = _normalise(TEMPLATE_FIELD.sub(" ", instruction)) if instruction else ""
+    kept_lines: list[str] = []
+    seen: set[str] = set()
+    for line in text.splitlines():
+        kept = []
+        for sentence in split_sentences(line):
+            key = _normalise(sentence)
+            if not key or key in seen or (template and len(key) > 20 and key in template):
+                continue
+            seen.add(key)
+            kept.append(sentence)
+        if kept or not line.strip():
+            kept_lines.append(" ".join(kept))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept_lines)).strip()
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _is_heading(line: str, title: str | None) -> bool:

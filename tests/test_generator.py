@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.llm.causal import CausalLMGenerator
+from backends.llm.causal import LOOP_NGRAM, CausalLMGenerator, penalise_repeats
 from backends.llm.registry import DEFAULT_MODEL, load_generator, model_statuses
 from ttdr.errors import ModelUnavailableError
 
@@ -23,8 +23,10 @@ def test_a_checkpoint_folder_loads_and_generates_with_exact_stats(
     result = generator.generate(MESSAGES, 20)
     stats = result.stats
     assert stats.tokens <= 20 and stats.prompt_tokens > 0 and stats.calls == 1
-    # One forward per generated token, plus the one that produced the end-of-turn token.
-    expected = stats.tokens if result.finish_reason == "length" else stats.tokens + 1
+    # One forward per kept token, plus the one that produced the end-of-turn token, or the
+    # forwards whose tokens were cut because they repeated an earlier run.
+    extra = {"length": 0, "eos": 1, "repetition": LOOP_NGRAM}[result.finish_reason]
+    expected = stats.tokens + extra
     assert stats.forward_passes == expected
     assert stats.tokens_per_forward <= 1.0
 
@@ -78,3 +80,24 @@ def test_the_registry_reports_the_default_model_as_not_downloaded(tmp_path: Path
     (status,) = [s for s in model_statuses(tmp_path) if s.spec.name == DEFAULT_MODEL]
     assert not status.downloaded
     assert "autoregressive" in status.spec.decoding
+
+
+def test_a_looping_generation_is_cut_at_the_repeat(tiny_model: Path) -> None:
+    generator = CausalLMGenerator.from_folder(tiny_model)
+    prompt = generator.encode_chat(MESSAGES)
+    tokens, forwards, finish = generator.decode(prompt, 400, temperature=0.0, seed=None)
+    if finish == "repetition":  # random weights loop quickly under greedy decoding
+        runs = [tuple(tokens[i : i + LOOP_NGRAM]) for i in range(len(tokens) - LOOP_NGRAM + 1)]
+        assert len(runs) == len(set(runs)), "no repeated run may survive the cut"
+        assert forwards == len(tokens) + LOOP_NGRAM
+    else:
+        assert finish in ("eos", "length")
+
+
+def test_the_repetition_penalty_only_touches_generated_tokens() -> None:
+    import torch
+
+    logits = torch.tensor([2.0, -2.0, 1.0, 3.0])
+    penalised = penalise_repeats(logits, [0, 1, 1], 2.0)
+    assert penalised.tolist() == [1.0, -4.0, 1.0, 3.0]
+    assert penalise_repeats(logits, [0], 1.0) is logits

@@ -34,6 +34,8 @@ from ttdr.models import (
     utc_now,
 )
 
+MAX_EXCERPT_CHARS = 8000
+
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
@@ -262,13 +264,22 @@ class Store:
         ]
 
     def add_source(self, run_id: str, *, url: str, title: str, kind: str, excerpt: str) -> Source:
-        """Number a retrieved document within its run; the same URL keeps its first number."""
+        """Number a retrieved document within its run; the same URL keeps its first number.
+
+        The excerpt accumulates every passage the run used from the document, because that
+        text is what its citations are checked against.
+        """
         with self._source_lock, Session(self.engine) as session:
-            existing = session.exec(
+            row = session.exec(
                 select(SourceRow).where(SourceRow.run_id == run_id, SourceRow.url == url)
             ).first()
-            if existing is not None:
-                return _source(existing)
+            if row is not None:
+                if excerpt and excerpt not in row.excerpt:
+                    row.excerpt = f"{row.excerpt}\n\n{excerpt}".strip()[:MAX_EXCERPT_CHARS]
+                    session.add(row)
+                    session.commit()
+                    session.refresh(row)
+                return _source(row)
             count = session.exec(
                 select(func.count()).select_from(SourceRow).where(SourceRow.run_id == run_id)
             ).one()
@@ -278,7 +289,7 @@ class Store:
                 url=url,
                 title=title or url,
                 kind=kind,
-                excerpt=excerpt,
+                excerpt=excerpt[:MAX_EXCERPT_CHARS],
                 retrieved_at=utc_now(),
             )
             session.add(row)

@@ -21,6 +21,8 @@ from backends.llm.protocol import ChatMessage, Generation, GenerationStats, Mode
 from ttdr.errors import ModelUnavailableError
 
 hf_logging.disable_progress_bar()
+
+LOOP_NGRAM = 12  # tokens; a second occurrence of such a run means the model is looping
 hf_logging.set_verbosity_error()
 
 
@@ -33,15 +35,28 @@ def pick_device(requested: str = "auto") -> torch.device:
 class CausalLMGenerator:
     """Greedy or sampled decoding with a KV cache; reports tokens and forward passes."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, info: ModelInfo) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        info: ModelInfo,
+        *,
+        repetition_penalty: float = 1.0,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self._info = info
+        self.repetition_penalty = repetition_penalty
         self.eos_ids = _eos_ids(tokenizer, model.config)
 
     @classmethod
     def from_folder(
-        cls, path: Path, *, name: str | None = None, device: str = "auto"
+        cls,
+        path: Path,
+        *,
+        name: str | None = None,
+        device: str = "auto",
+        repetition_penalty: float = 1.0,
     ) -> CausalLMGenerator:
         path = Path(path)
         if not (path / "config.json").is_file():
@@ -70,7 +85,7 @@ class CausalLMGenerator:
             path=str(path),
             context_length=int(getattr(config, "max_position_embeddings", 2048)),
         )
-        return cls(model, tokenizer, info)
+        return cls(model, tokenizer, info, repetition_penalty=repetition_penalty)
 
     @property
     def info(self) -> ModelInfo:
@@ -110,7 +125,11 @@ class CausalLMGenerator:
     def decode(
         self, prompt: list[int], max_new_tokens: int, temperature: float, seed: int | None
     ) -> tuple[list[int], int, str]:
-        """Prefill once, then one forward per token; returns tokens, forwards, finish reason."""
+        """Prefill once, then one forward per token; returns tokens, forwards, finish reason.
+
+        Small models fall into loops under greedy decoding; a repeated n-gram ends the
+        generation (the repeat is cut) instead of filling the budget with it.
+        """
         device = next(self.model.parameters()).device
         rng = None
         if temperature > 0:
@@ -119,6 +138,7 @@ class CausalLMGenerator:
         cache = DynamicCache(config=self.model.config)
         inputs = torch.tensor([prompt], device=device)
         out: list[int] = []
+        seen_ngrams: set[tuple[int, ...]] = set()
         forwards = 0
         while len(out) < max_new_tokens:
             # logits_to_keep=1: the prompt's other positions never need the vocabulary projection.
@@ -126,12 +146,30 @@ class CausalLMGenerator:
                 input_ids=inputs, cache=cache, use_cache=True, logits_to_keep=1
             ).logits
             forwards += 1
-            token = _pick_token(logits[0, -1].float(), temperature, rng)
+            scores = penalise_repeats(logits[0, -1].float(), out, self.repetition_penalty)
+            token = _pick_token(scores, temperature, rng)
             if token in self.eos_ids:
                 return out, forwards, "eos"
             out.append(token)
+            if len(out) >= LOOP_NGRAM:
+                tail = tuple(out[-LOOP_NGRAM:])
+                if tail in seen_ngrams:
+                    return out[:-LOOP_NGRAM], forwards, "repetition"
+                seen_ngrams.add(tuple(out[-LOOP_NGRAM - 1 : -1]))
             inputs = torch.tensor([[token]], device=device)
         return out, forwards, "length"
+
+
+def penalise_repeats(logits: torch.Tensor, generated: list[int], penalty: float) -> torch.Tensor:
+    """CTRL-style repetition penalty (Keskar et al. 2019), over generated tokens only: the
+    prompt holds the sources, and copying their words is what an answer should do."""
+    if penalty == 1.0 or not generated:
+        return logits
+    ids = torch.tensor(sorted(set(generated)), device=logits.device)
+    picked = logits[ids]
+    logits = logits.clone()
+    logits[ids] = torch.where(picked > 0, picked / penalty, picked * penalty)
+    return logits
 
 
 def _pick_token(logits: torch.Tensor, temperature: float, rng: torch.Generator | None) -> int:

@@ -58,7 +58,7 @@ class GenerationStats:
 class Generation:
     text: str
     stats: GenerationStats
-    finish_reason: Literal["eos", "length"] = "eos"
+    finish_reason: Literal["eos", "length", "repetition"] = "eos"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class ModelSpec:
     description: str
     folder: Callable[[Path], Path]
     fetch: Callable[..., Path]
+    repetition_penalty: float = 1.0
 
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -40,6 +41,8 @@ REGISTRY: dict[str, ModelSpec] = {
         description="Small default model that runs on a CPU; 8k context.",
         folder=default_model_folder,
         fetch=ensure_default_model,
+        # Greedy decoding of a 135M model loops within a paragraph without it.
+        repetition_penalty=1.2,
     ),
 }
 
@@ -76,8 +79,13 @@ def resolve_model_folder(name_or_path: str, cache: Path, *, log=print) -> Path:
 
 def load_generator(name_or_path: str, cache: Path, *, device: str = "auto", log=print) -> Generator:
     folder = resolve_model_folder(name_or_path, cache, log=log)
-    name = name_or_path if name_or_path in REGISTRY else folder.name
-    return CausalLMGenerator.from_folder(folder, name=name, device=device)
+    spec = REGISTRY.get(name_or_path)
+    return CausalLMGenerator.from_folder(
+        folder,
+        name=spec.name if spec else folder.name,
+        device=device,
+        repetition_penalty=spec.repetition_penalty if spec else 1.0,
+    )
 
 
 def describe_folder(folder: Path) -> dict[str, object]:
