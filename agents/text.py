@@ -19,7 +19,14 @@ TEMPLATE_FIELD = re.compile(r"\{[a-z_]+\}")
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+    """Sentences of each paragraph (hard-wrapped lines rejoined); markdown headings are
+    titles, not sentences, and are skipped."""
+    sentences: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in paragraph.splitlines() if not ln.lstrip().startswith("#")]
+        joined = " ".join(" ".join(lines).split())
+        sentences += [s.strip() for s in SENTENCE_END.split(joined) if s.strip()]
+    return sentences
 
 
 def clean_model_text(

@@ -52,3 +52,16 @@ def test_echoed_instructions_and_repeated_sentences_are_removed() -> None:
     assert (
         clean_model_text(raw, instruction=instruction) == "The Moon pulls water.\n- list item stays"
     )
+
+
+def test_quotes_never_include_markdown_headings() -> None:
+    sources = {1: "## Why it helps\n\nSpring tides occur when the Sun and the Moon line up."}
+    result = extractive_answer("spring tides", sources, sentences=2)
+    assert result.text == "Spring tides occur when the Sun and the Moon line up [1]."
+
+
+def test_hard_wrapped_sentences_are_read_whole() -> None:
+    from agents.text import split_sentences
+
+    text = "# Title\nThe Moon pulls\nthe oceans. Tides follow.\n\n## Next\nAnother one."
+    assert split_sentences(text) == ["The Moon pulls the oceans.", "Tides follow.", "Another one."]
