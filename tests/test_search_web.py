@@ -224,7 +224,8 @@ def test_rate_limits_are_retried_then_reported(monkeypatch: pytest.MonkeyPatch) 
     ("error", "message"),
     [
         (TimeoutException("engine timed out"), "timed out"),
-        (DDGSException("ConnectError: dns error"), "no search engine answered"),
+        (DDGSException("ConnectError: dns error"), "names could not be resolved"),
+        (DDGSException("ConnectError: reset by peer"), "no search engine answered"),
         (OSError("Network is unreachable"), "network error"),
     ],
 )

@@ -83,7 +83,8 @@ class Retriever:
         if remembered is not None and remembered[0] >= k:
             return _copy(remembered[1], k)
         if self.mode == "auto" and failure and time.monotonic() - failure[0] < WEB_RETRY_AFTER_S:
-            raise WebSearchError(failure[1])
+            ago = time.monotonic() - failure[0]
+            raise WebSearchError(f"not retried: it failed {ago:.0f}s ago, {failure[1]}")
         assert self.web is not None  # only mode "local" has no web search
         try:
             outcome = self.web.search(query, k)

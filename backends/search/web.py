@@ -295,6 +295,9 @@ def _looks_rate_limited(error: DDGSException) -> bool:
 
 def _why(error: DDGSException) -> str:
     detail = str(error).strip() or type(error).__name__
+    if "dns" in detail.lower() or "resolve" in detail.lower():
+        return "no network: the search engines' names could not be resolved (DNS)"
+    detail = detail if len(detail) <= 160 else detail[:157] + "..."
     if isinstance(error, TimeoutException):
         return f"the search engines timed out ({detail})"
     if _looks_rate_limited(error):
