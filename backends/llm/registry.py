@@ -25,7 +25,7 @@ class ModelSpec:
     source: str
     description: str
     folder: Callable[[Path], Path]
-    fetch: Callable[..., Path]
+    fetch: Callable[[Path], Path]
     repetition_penalty: float = 1.0
 
 
@@ -61,10 +61,15 @@ def model_statuses(cache: Path) -> list[ModelStatus]:
     ]
 
 
-def resolve_model_folder(name_or_path: str, cache: Path, *, log=print) -> Path:
+def needs_download(name_or_path: str, cache: Path) -> bool:
+    spec = REGISTRY.get(name_or_path)
+    return spec is not None and not is_ready(spec.folder(cache))
+
+
+def resolve_model_folder(name_or_path: str, cache: Path) -> Path:
     """A registry name is fetched on first use; anything else must be a checkpoint folder."""
     if name_or_path in REGISTRY:
-        return REGISTRY[name_or_path].fetch(cache, log=log)
+        return REGISTRY[name_or_path].fetch(cache)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -77,8 +82,8 @@ def resolve_model_folder(name_or_path: str, cache: Path, *, log=print) -> Path:
     )
 
 
-def load_generator(name_or_path: str, cache: Path, *, device: str = "auto", log=print) -> Generator:
-    folder = resolve_model_folder(name_or_path, cache, log=log)
+def load_generator(name_or_path: str, cache: Path, *, device: str = "auto") -> Generator:
+    folder = resolve_model_folder(name_or_path, cache)
     spec = REGISTRY.get(name_or_path)
     return CausalLMGenerator.from_folder(
         folder,
