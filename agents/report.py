@@ -37,8 +37,8 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
             instruction=prompts.SUMMARY,
         )
         sources = ctx.store.sources(ctx.run_id)
-        summary = attribute(written, {s.number: s.excerpt for s in sources}, keep_unsupported=True)
-        summary = summary.text
+        excerpts = {s.number: s.excerpt for s in sources}
+        summary = attribute(written, excerpts, keep_unsupported=True).text
         parts = [f"# {state['question']}", "## Summary", summary or "(No summary was generated.)"]
         for section, body in zip(plan.sections, sections, strict=True):
             parts += [f"## {section.title}", body.strip()]

@@ -9,12 +9,15 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from agents import prompts
-from agents.attribution import attribute, content_words
+from agents.attribution import attribute, support
 from agents.citations import cited_numbers
 from agents.context import ResearchContext
 from agents.state import ResearchState, render_draft
 from agents.text import clean_model_text
 from ttdr.models import DraftVersion, EventKind, Stage
+
+# The share of the evidence's content words a rewrite must keep to count as absorbing it.
+MIN_EVIDENCE_COVERAGE = 0.3
 
 
 def revise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
@@ -56,15 +59,6 @@ def revise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
     return {"sections": sections, "iteration": iteration}
 
 
-MIN_EVIDENCE_COVERAGE = 0.3
-
-
-def evidence_coverage(text: str, evidence: str) -> float:
-    """The share of the evidence's content words that the revised text still contains."""
-    wanted = content_words(evidence)
-    return len(wanted & content_words(text)) / len(wanted) if wanted else 1.0
-
-
 def revise_section(
     ctx: ResearchContext,
     question: str,
@@ -86,7 +80,7 @@ def revise_section(
     must_keep = set(cited_numbers(current)) | set(cited_numbers(evidence))
     if (
         not must_keep <= set(revised.cited)
-        or evidence_coverage(revised.text, evidence) < MIN_EVIDENCE_COVERAGE
+        or support(evidence, revised.text) < MIN_EVIDENCE_COVERAGE
     ):
         # A rewrite that lost a source or the new evidence (or is empty, or echoes the
         # instruction) would undo the step: keep the section and add the evidence as is.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from agents.attribution import support
 from agents.plan import fallback_plan, parse_plan
 from agents.questions import least_researched_section, parse_query
-from agents.revise import evidence_coverage
 from agents.text import clean_model_text, clip_to_sentence
 
 QUESTION = "How do tides work?"
@@ -63,9 +63,7 @@ def test_clipping_prefers_whole_sentences() -> None:
 
 
 def test_evidence_coverage_tells_a_real_revision_from_an_echo() -> None:
+    """The denoiser keeps a rewrite only if it still holds most of the evidence's words."""
     evidence = "Spring tides happen when the Sun and Moon align [2]."
-    assert (
-        evidence_coverage("At new moon the Sun and Moon align, giving spring tides [2].", evidence)
-        > 0.6
-    )
-    assert evidence_coverage("The section is rewritten to include evidence.", evidence) < 0.3
+    assert support(evidence, "At new moon the Sun and Moon align, giving spring tides [2].") > 0.6
+    assert support(evidence, "The section is rewritten to include evidence.") < 0.3
