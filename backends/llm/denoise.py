@@ -1,0 +1,249 @@
+"""The block-parallel denoising loop: fill masked windows of a canvas, block by block.
+
+One loop serves generation, infill and rewrite: the caller builds a canvas (prompt, document,
+masks) and names the windows to fill; nothing outside them is ever written. How the model is
+called per step depends on the cache mode, and each mode has the plain reference beside it:
+
+- `none`: the whole canvas every step (the reference, and naive diffusion);
+- `exact` (causal / block-causal): the finished prefix's keys and values are committed once,
+  a step feeds only the current block (SDAR, Fast-dLLM v2); identical to `none`;
+- `prefix` / `dual` (bidirectional): keys and values computed at a refresh point are reused
+  until the next one (Fast-dLLM v1); the prefix cache re-feeds the block and everything after
+  it, the dual cache only the block. `refresh="step"` refreshes every step, which makes both
+  equal to `none`; the default refreshes at each block boundary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from backends.llm.attention import AttentionKind, attention_mask, block_ids
+from backends.llm.decoding import (
+    DecodePolicy,
+    choose_commits,
+    propose_tokens,
+    ranking_scores,
+    transfer_schedule,
+)
+from backends.llm.transformer import KVCache, Transformer
+
+CacheMode = Literal["none", "exact", "prefix", "dual"]
+
+
+@dataclass
+class Canvas:
+    """Token ids [batch, length]; `valid` is False on left padding; masks are `mask_id`."""
+
+    tokens: torch.Tensor
+    valid: torch.Tensor
+    gen_start: int  # where block numbering for generated text starts (see attention.py)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        return (self.valid.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@dataclass
+class DenoiseStats:
+    forward_passes: int = 0
+    committed: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    commits_per_step: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loop needs to know about a model family besides its weights."""
+
+    mask_id: int
+    eos_ids: frozenset[int]
+    logit_shift: bool
+    attention: AttentionKind
+    block_size: int = 1  # the attention's block size (block-causal models are trained with one)
+
+
+class Denoiser:
+    def __init__(
+        self,
+        model: Transformer,
+        facts: ModelFacts,
+        *,
+        cache: CacheMode = "none",
+        refresh: Literal["block", "step"] = "block",
+    ) -> None:
+        if cache == "exact" and facts.attention == "bidirectional":
+            raise ValueError("an exact cache needs causal or block-causal attention")
+        if cache in ("prefix", "dual") and facts.attention != "bidirectional":
+            raise ValueError("prefix/dual caches are for bidirectional models; use 'exact'")
+        self.model = model
+        self.facts = facts
+        self.cache_mode = cache
+        self.refresh = refresh
+
+    @torch.inference_mode()
+    def fill(
+        self,
+        canvas: Canvas,
+        blocks: list[tuple[int, int]],
+        policy: DecodePolicy,
+        *,
+        seed: int | None = None,
+        on_block: Callable[[int, torch.Tensor], bool] | None = None,
+    ) -> DenoiseStats:
+        """Denoise the masked slots of each block, left to right, in place.
+
+        `on_block(end, tokens)` runs after each finished block; returning True stops early
+        (e.g. every row has produced its end-of-turn token).
+        """
+        stats = DenoiseStats()
+        start_time = time.perf_counter()
+        rng = None
+        if policy.temperature > 0:
+            rng = torch.Generator(device=canvas.tokens.device)
+            rng.manual_seed(seed or 0)
+        state = _CacheState()
+        for start, end in blocks:
+            self._open_block(canvas, start, end, state, stats)
+            for sub_start, sub_end in _sub_windows(start, end, policy.sub_block_size):
+                self._fill_window(canvas, start, end, sub_start, sub_end, policy, rng, state, stats)
+            if on_block is not None and on_block(end, canvas.tokens):
+                break
+        stats.seconds = time.perf_counter() - start_time
+        return stats
+
+    # -- one window ------------------------------------------------------------------------
+
+    def _fill_window(self, canvas, start, end, sub_start, sub_end, policy, rng, state, stats):
+        window = slice(sub_start, sub_end)
+        masked = canvas.tokens[:, window] == self.facts.mask_id
+        schedule = transfer_schedule(int(masked.sum(-1).max()), policy.steps_per_block or 1)
+        step = 0
+        while bool(masked.any()):
+            logits = self._window_logits(canvas, start, end, state, stats)
+            logits = logits[:, sub_start - start : sub_end - start]
+            tokens, confidence = propose_tokens(logits, policy.temperature, rng)
+            scores = ranking_scores(logits, confidence, policy.ranking, rng)
+            if policy.eos_last:
+                is_eos = _isin(tokens, self.facts.eos_ids)
+                scores = torch.where(is_eos, scores - 1e9, scores)
+                confidence = torch.where(is_eos, torch.zeros_like(confidence), confidence)
+            scheduled = schedule[min(step, len(schedule) - 1)]
+            commit = choose_commits(scores, confidence, masked, policy, scheduled)
+            canvas.tokens[:, window] = torch.where(commit, tokens, canvas.tokens[:, window])
+            masked = masked & ~commit
+            stats.steps += 1
+            stats.committed += int(commit.sum())
+            stats.commits_per_step.append(int(commit.sum()))
+            step += 1
+
+    # -- model calls per cache mode --------------------------------------------------------
+
+    def _window_logits(self, canvas, start, end, state, stats) -> torch.Tensor:
+        """Next-token-shifted (where the family needs it) logits for slots [start, end)."""
+        mode = self.cache_mode
+        if mode == "none":
+            raw = self._forward(canvas, 0, canvas.tokens.shape[1], stats)
+            return self._shifted(raw[:, start:end], raw[:, start - 1] if start else None)
+        if mode == "exact":
+            # Finished slots not yet in the cache ride along with this step and are committed
+            # by it, so a block costs its steps and nothing more (one forward per token at
+            # block size 1, like autoregressive decoding).
+            fed = state.cache.length
+            raw = self._forward(canvas, fed, end, stats, cache=state.cache, commit=start - fed)
+            edge = raw[:, start - fed - 1] if start > fed else state.edge
+            state.edge = edge
+            return self._shifted(raw[:, start - fed :], edge)
+        if self.refresh == "step":
+            self._refresh(canvas, start, end, state, stats)
+            state.fresh_window = False  # go through the cache, so the test of it means something
+        elif state.fresh_window:  # the refresh at the block boundary computed these logits
+            state.fresh_window = False
+            return self._shifted(state.window_raw, state.edge)
+        if mode == "prefix":
+            length = canvas.tokens.shape[1]
+            raw = self._forward(canvas, start, length, stats, cache=state.cache)
+            return self._shifted(raw[:, : end - start], state.edge)
+        raw = self._forward(canvas, start, end, stats, cache=state.cache, slot=start)
+        return self._shifted(raw, state.edge)
+
+    def _open_block(self, canvas, start, end, state, stats) -> None:
+        if self.cache_mode == "exact" and state.cache is None:
+            state.cache = KVCache()  # the prompt is prefilled by the first step's forward
+        elif self.cache_mode in ("prefix", "dual") and self.refresh == "block":
+            self._refresh(canvas, start, end, state, stats)
+
+    def _refresh(self, canvas, start, end, state, stats) -> None:
+        """Recompute the whole canvas; keep its keys/values and the block's logits."""
+        state.cache = KVCache()
+        length = canvas.tokens.shape[1]
+        raw = self._forward(canvas, 0, length, stats, cache=state.cache, commit=True)
+        if self.cache_mode == "prefix":
+            state.cache.truncate(start)
+        state.window_raw = raw[:, start:end]
+        state.edge = raw[:, start - 1] if start else None
+        state.fresh_window = True
+
+    def _forward(
+        self,
+        canvas: Canvas,
+        start: int,
+        end: int,
+        stats: DenoiseStats,
+        *,
+        cache: KVCache | None = None,
+        slot: int | None = None,
+        commit: bool | int = False,
+    ) -> torch.Tensor:
+        """Raw logits for canvas slots [start, end), attending to the cache where given."""
+        facts = self.facts
+        ids = block_ids(canvas.positions, canvas.gen_start, facts.block_size, facts.attention)
+        cached = cache.length if cache is not None else 0
+        if cache is None:
+            keys = slice(start, end)
+        elif slot is None:
+            keys = slice(0, cached + (end - start))
+        else:
+            keys = slice(0, max(cached, end))
+        mask = attention_mask(
+            self.facts.attention, ids[:, start:end], ids[:, keys], canvas.valid[:, keys]
+        )
+        stats.forward_passes += 1
+        return self.model(
+            canvas.tokens[:, start:end],
+            canvas.positions[:, start:end],
+            mask,
+            cache=cache,
+            slot=slot,
+            commit=commit,
+        )
+
+    def _shifted(self, raw: torch.Tensor, edge: torch.Tensor | None) -> torch.Tensor:
+        """Dream and Fast-dLLM v2 predict slot i from position i-1, like their AR parents."""
+        if not self.facts.logit_shift:
+            return raw
+        first = edge[:, None] if edge is not None else raw[:, :1]
+        return torch.cat((first, raw[:, :-1]), dim=1)
+
+
+@dataclass
+class _CacheState:
+    cache: KVCache | None = None
+    edge: torch.Tensor | None = None  # raw logits of the slot just before the block
+    window_raw: torch.Tensor | None = None
+    fresh_window: bool = False
+
+
+def _sub_windows(start: int, end: int, size: int | None) -> list[tuple[int, int]]:
+    if not size or size >= end - start:
+        return [(start, end)]
+    return [(s, min(s + size, end)) for s in range(start, end, size)]
+
+
+def _isin(tokens: torch.Tensor, ids: frozenset[int]) -> torch.Tensor:
+    return torch.isin(tokens, torch.tensor(sorted(ids), device=tokens.device))
