@@ -31,7 +31,7 @@ DECODE_FACTS = {  # family: (attention, logit shift, block size, sub-block size)
     "dream": ("bidirectional", True, 32, None),
     "fast_dllm_v2": ("block_causal", True, 32, 8),
     "sdar": ("block_causal", False, 4, None),
-    "llama": ("causal", False, 1, None),
+    "llama": ("causal", True, 1, None),  # autoregressive: position i-1 predicts token i
 }
 
 

@@ -316,29 +316,77 @@ def index_remove(path: Annotated[Path, typer.Argument(help="A file or folder to 
 
 @models_app.callback()
 def models_default(ctx: typer.Context) -> None:
-    """List the models (same as `ttdr models list`)."""
+    """List the models (same as `ttdr models list`); `ttdr models info NAME` for one."""
     if ctx.invoked_subcommand is None:
         models_list()
 
 
 @models_app.command("list")
 def models_list() -> None:
-    """Registry models, whether they are downloaded, and how they decode."""
+    """Model presets, their family and decoding, and whether they are in the cache."""
+    from backends.llm.families import FAMILIES
     from backends.llm.registry import DEFAULT_MODEL, model_statuses
 
     settings = Settings()
-    table = Table("name", "family", "decoding", "downloaded", "location")
+    table = Table("name", "family", "decoding", "in cache", "location")
     for status in model_statuses(settings.model_cache):
-        name = status.spec.name + (" (default)" if status.spec.name == DEFAULT_MODEL else "")
-        table.add_row(
-            name,
-            status.spec.family,
-            status.spec.decoding,
-            "yes" if status.downloaded else "no (fetched on first use)",
-            str(status.folder),
-        )
+        preset = status.preset
+        name = preset.name + (" (default)" if preset.name == DEFAULT_MODEL else "")
+        if status.present:
+            where = "yes"
+        elif preset.fetch is not None:
+            where = "no (fetched on first use)"
+        else:
+            where = "no (place the checkpoint folder there)"
+        family = FAMILIES[preset.family]
+        table.add_row(name, preset.family, family_decoding(family), where, str(status.folder))
     print_table(table)
-    err.print("Any local checkpoint folder also works: --model PATH")
+    err.print("Any local checkpoint folder of these families also works: --model PATH")
+
+
+@models_app.command("info")
+def models_info(
+    name: Annotated[str, typer.Argument(help="A preset, a family name or a checkpoint folder.")],
+) -> None:
+    """A model's family and decode defaults: attention, mask id, block size, logit shift."""
+    from backends.llm.registry import PRESETS, describe_folder, family_of
+
+    def info() -> None:
+        family = family_of(name)
+        rows = {
+            "family": family.name,
+            "decoding": family_decoding(family),
+            "attention": family.attention,
+            "block size": str(family.block_size)
+            + (f" (sub-block {family.sub_block_size})" if family.sub_block_size else ""),
+            "threshold": str(family.threshold),
+            "logit shift": "yes" if family.logit_shift else "no",
+            "mask id": "none (autoregressive)" if family.mask_id is None else str(family.mask_id),
+            "end ids": ", ".join(map(str, family.eos_ids)) or "from the tokenizer",
+        }
+        preset = PRESETS.get(name)
+        if preset is not None:
+            folder = preset.folder(Settings().model_cache)
+            rows |= {"source": preset.source, "about": preset.description, "folder": str(folder)}
+        else:
+            folder = Path(name)
+        if (folder / "config.json").is_file():
+            rows |= {k: str(v) for k, v in describe_folder(folder).items()}
+        table = Table("field", "value")
+        for key, value in rows.items():
+            table.add_row(key, escape(value))
+        print_table(table)
+
+    guarded(info)
+
+
+def family_decoding(family) -> str:
+    from backends.llm.decoding import DecodePolicy
+    from backends.llm.engine import describe_decoding
+
+    cache = "dual" if family.attention == "bidirectional" else "exact"
+    policy = DecodePolicy(block_size=family.block_size, threshold=family.threshold)
+    return describe_decoding(family.attention, policy, cache)
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ class DecodePolicy:
     sub_block_size: int | None = None  # Fast-dLLM v2 decodes a block in sub-blocks
     # LLaDA-Instruct floods the canvas with EOS: rank EOS candidates last (paper App. B.4).
     eos_last: bool = False
+    # Small models loop under greedy decoding; >1 penalises tokens already generated.
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.block_size < 1:

