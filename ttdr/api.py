@@ -149,6 +149,7 @@ class Researcher:
                 self.config.model,
                 self.settings.model_cache,
                 device=self.settings.device,
+                dtype=self.settings.dtype,
             )
         return self._generator
 

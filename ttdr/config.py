@@ -7,6 +7,7 @@ history database, the local document index and the model cache.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(None, description="Model cache; default HOME/models.")
     model: str = "smollm2-135m"
     device: str = Field("auto", description="auto, cpu or cuda[:n].")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Weights' dtype; auto picks bfloat16 where the hardware has it."
+    )
     search: SearchMode = "auto"
     iterations: int = 3
     section_tokens: int = 160

@@ -67,6 +67,9 @@ class ModelFacts:
     logit_shift: bool
     attention: AttentionKind
     block_size: int = 1  # the attention's block size (block-causal models are trained with one)
+    # True when the model has no mask token and `mask_id` only marks empty slots (an
+    # autoregressive model); otherwise the mask token is never a valid prediction.
+    mask_is_placeholder: bool = False
 
 
 class Denoiser:
@@ -148,6 +151,8 @@ class Denoiser:
         while bool(masked.any()):
             logits = self._window_logits(canvas, start, end, state, stats)
             logits = logits[:, sub_start - start : sub_end - start]
+            if not self.facts.mask_is_placeholder:
+                logits[..., self.facts.mask_id] = float("-inf")
             if policy.repetition_penalty != 1.0:
                 logits = self._penalise_generated(canvas, sub_end, logits, policy)
             tokens, confidence = propose_tokens(logits, policy.temperature, rng)

@@ -101,6 +101,7 @@ class DiffusionEngine:
             logit_shift=family.logit_shift,
             attention=family.attention,
             block_size=loaded.block_size,
+            mask_is_placeholder=loaded.mask_id is None,
         )
         policy = DecodePolicy(
             block_size=block_size or loaded.block_size,

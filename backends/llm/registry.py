@@ -123,10 +123,28 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def load_generator(name_or_path: str, cache: Path, *, device: str = "auto") -> DiffusionEngine:
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where the hardware multiplies it natively (GPUs, CPUs with AVX512-BF16 or
+    AMX): decoding is bound by reading weights, and half the bytes is about twice the speed
+    (SmolLM2-135M on two cores: 9.8 → 21.6 tokens/s). float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.bfloat16
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return torch.float32
+    native = any(flag in flags for flag in (" avx512_bf16", " amx_bf16"))
+    return torch.bfloat16 if native else torch.float32
+
+
+def load_generator(
+    name_or_path: str, cache: Path, *, device: str = "auto", dtype: str = "auto"
+) -> DiffusionEngine:
     folder = resolve_model_folder(name_or_path, cache)
     preset = PRESETS.get(name_or_path)
-    loaded = load_checkpoint(folder, device=pick_device(device))
+    target = pick_device(device)
+    chosen = pick_dtype(target) if dtype == "auto" else getattr(torch, dtype)
+    loaded = load_checkpoint(folder, device=target, dtype=chosen)
     return DiffusionEngine.from_loaded(
         loaded,
         name=preset.name if preset else folder.name,
