@@ -185,3 +185,27 @@ def test_an_interrupted_run_is_marked_and_keeps_its_drafts(home, tiny_model, sig
     assert run.drafts >= drafts_seen
     detail = store(home).get_run(run.id)
     assert detail.drafts_list[0].iteration == 0 and detail.plan is not None
+
+
+def test_models_info_shows_a_family_s_decode_defaults(cli, tiny_model) -> None:
+    sdar = cli("models", "info", "sdar-4b-chat")
+    assert sdar.exit_code == 0
+    for expected in ("block_causal", "151669", "block diffusion: block 4", "SDAR-4B-Chat"):
+        assert expected in sdar.stdout
+    folder = cli("models", "info", tiny_model)
+    assert folder.exit_code == 0 and "llama" in folder.stdout and "autoregressive" in folder.stdout
+
+
+def test_models_info_on_an_unknown_name_is_a_clear_error(cli) -> None:
+    result = cli("models", "info", "no-such-model")
+    assert result.exit_code == 1 and "unknown model" in result.stderr and "sdar" in result.stderr
+
+
+def test_bench_engine_prints_json_for_three_decoding_modes(cli) -> None:
+    result = cli("bench", "engine", "--tiny", "sdar", "--tokens", "8")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["modes"]) == {"autoregressive", "naive_diffusion", "block_parallel_cached"}
+    for mode in report["modes"].values():
+        assert mode["tokens"] == 3 * 8 and mode["forward_passes"] > 0
+    assert report["tokens_per_s_vs_autoregressive"]["autoregressive"] == 1.0

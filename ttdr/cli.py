@@ -30,9 +30,11 @@ app = typer.Typer(
 history_app = typer.Typer(help="Saved research runs.", no_args_is_help=True)
 index_app = typer.Typer(help="The local document index.", no_args_is_help=True)
 models_app = typer.Typer(help="Models ttdr can use.", invoke_without_command=True)
+bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
 app.add_typer(index_app, name="index")
 app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True, soft_wrap=True)
 INPUT_ERRORS = (InvalidQuestionError, DocsPathError, RunNotFoundError)
@@ -387,6 +389,40 @@ def family_decoding(family) -> str:
     cache = "dual" if family.attention == "bidirectional" else "exact"
     policy = DecodePolicy(block_size=family.block_size, threshold=family.threshold)
     return describe_decoding(family.attention, policy, cache)
+
+
+# -- benchmarks -----------------------------------------------------------------------------
+
+
+@bench_app.command("engine")
+def bench_engine(
+    model: Annotated[str | None, typer.Option(help="Preset or checkpoint folder.")] = None,
+    tiny: Annotated[
+        str | None, typer.Option(help="Benchmark a tiny random model of this family instead.")
+    ] = None,
+    tokens: Annotated[int, typer.Option(min=4, help="Tokens to fill per prompt.")] = 64,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed repeats (median).")] = 1,
+) -> None:
+    """Autoregressive vs naive diffusion vs block-parallel decoding on the same weights."""
+    import json
+
+    from backends.llm.bench import run_engine_benchmark
+
+    settings = Settings()
+
+    def bench() -> None:
+        report = run_engine_benchmark(
+            model or settings.model,
+            settings.model_cache,
+            tiny_family=tiny,
+            new_tokens=tokens,
+            repeats=repeats,
+            device=settings.device,
+            dtype=settings.dtype,
+        )
+        typer.echo(json.dumps(report, indent=2))
+
+    guarded(bench)
 
 
 def main() -> None:

@@ -172,7 +172,13 @@ def family_of(name_or_path: str) -> Family:
         return FAMILIES[PRESETS[name_or_path].family]
     if name_or_path in FAMILIES:
         return FAMILIES[name_or_path]
-    return detect_family(read_config(Path(name_or_path).expanduser()))
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        raise ModelUnavailableError(
+            f"unknown model {name_or_path!r}: give a preset ({', '.join(PRESETS)}), a family "
+            f"({', '.join(FAMILIES)}) or a checkpoint folder."
+        )
+    return detect_family(read_config(folder))
 
 
 def describe_folder(folder: Path) -> dict[str, object]:
