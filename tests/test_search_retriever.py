@@ -68,7 +68,7 @@ def online(monkeypatch: pytest.MonkeyPatch, base_url: str) -> FakeSearchEngine:
 
 
 def web() -> WebSearch:
-    return WebSearch(fetch_timeout_s=2.0, retry_backoff_s=0.0)
+    return WebSearch(fetch_timeout_s=2.0, retry_backoff_s=0.0, allow_loopback=True)
 
 
 def test_auto_falls_back_to_the_local_index_and_says_so(

@@ -53,9 +53,11 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
 
 class FixtureHandler(BaseHTTPRequestHandler):
     user_agents: list[str] = []  # noqa: RUF012 -- shared record of what clients sent
+    hosts: list[str] = []  # noqa: RUF012
 
     def do_GET(self) -> None:
         FixtureHandler.user_agents.append(self.headers.get("User-Agent", ""))
+        FixtureHandler.hosts.append(self.headers.get("Host", ""))
         status, headers, body = ROUTES.get(self.path, (404, {"Content-Type": "text/html"}, b"no"))
         self.send_response(status)
         for name, value in headers.items():
@@ -99,7 +101,9 @@ def result(url: str, title: str = "", body: str = "") -> dict[str, str]:
 
 def search(monkeypatch: pytest.MonkeyPatch, engine: FakeSearchEngine) -> WebSearch:
     monkeypatch.setattr(web_module, "ddgs_text", engine)
-    return WebSearch(fetch_timeout_s=5.0, retry_backoff_s=0.0)
+    return WebSearch(
+        fetch_timeout_s=5.0, retry_backoff_s=0.0, allow_loopback=True, max_per_domain=None
+    )
 
 
 def test_pages_are_fetched_read_and_ranked_against_the_query(
@@ -203,7 +207,7 @@ def test_at_most_two_passages_per_page(site: str, monkeypatch: pytest.MonkeyPatc
 def test_a_pdf_over_the_byte_limit_is_skipped(site: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web_module, "ddgs_text", FakeSearchEngine([result(f"{site}/paper.pdf")]))
 
-    outcome = WebSearch(max_bytes=200).search("kv cache", k=3)
+    outcome = WebSearch(max_bytes=200, allow_loopback=True).search("kv cache", k=3)
 
     assert outcome.skipped[0].reason == "PDF larger than 200 bytes"
     assert outcome.passages == []
@@ -253,3 +257,25 @@ def test_urls_are_normalised_for_deduplication() -> None:
     assert normalise_url("HTTPS://Example.ORG:443/a/b/#frag") == "https://example.org/a/b"
     assert normalise_url("http://example.org") == "http://example.org/"
     assert normalise_url("http://example.org:8080/x?q=1") == "http://example.org:8080/x?q=1"
+
+
+def test_results_are_capped_per_site_before_anything_is_fetched(
+    site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = site.rsplit(":", 1)[1]
+    names = ["a.example.org", "b.example.org", "www.example.org", "other.example.net"]
+    engine = FakeSearchEngine(
+        [result(f"http://{name}:{port}/diffusion.html", name, "masked diffusion") for name in names]
+    )
+    monkeypatch.setattr(web_module, "ddgs_text", engine)
+    hosts_before = len(FixtureHandler.hosts)
+
+    with WebSearch(
+        allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"], max_per_domain=2
+    ) as web:
+        outcome = web.search("masked diffusion decoding", k=10)
+
+    fetched = {h.split(":")[0] for h in FixtureHandler.hosts[hosts_before:]}
+    assert fetched == {"a.example.org", "b.example.org", "other.example.net"}  # not www.
+    assert outcome.skipped == []
+    assert outcome.passages[0].url == f"http://a.example.org:{port}/diffusion.html"

@@ -12,8 +12,11 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 DocumentKind = Literal["html", "pdf", "text", "markdown"]
 
@@ -54,6 +57,8 @@ class ExtractionError(Exception):
 class ExtractedDocument:
     title: str
     text: str
+    published: str | None = None  # ISO date (YYYY-MM-DD) when the document says when
+    language: str | None = None  # ISO 639-1 code ("en") when the document says which
 
 
 def document_kind(content_type: str | None, name: str = "") -> DocumentKind | None:
@@ -143,9 +148,20 @@ def _extract_html(html: str, url: str | None, fallback_title: str) -> ExtractedD
         raise ExtractionError(f"unreadable HTML ({type(error).__name__})") from error
     text = (getattr(result, "text", None) or "") if result is not None else ""
     title = (getattr(result, "title", None) or "") if result is not None else ""
+    published = _iso_date(getattr(result, "date", None)) if result is not None else None
+    # trafilatura only fills `language` when it runs a language detector (an optional extra),
+    # so fall back to what the page declares.
+    language = (getattr(result, "language", None) if result is not None else None) or (
+        _html_language(html)
+    )
     # trafilatura separates paragraphs by single newlines; passages split on blank lines.
     text = _normalise(text).replace("\n", "\n\n")
-    return ExtractedDocument(title.strip() or _html_title(html) or fallback_title, text)
+    return ExtractedDocument(
+        title.strip() or _html_title(html) or fallback_title,
+        text,
+        published,
+        _language_code(language),
+    )
 
 
 def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:
@@ -157,9 +173,7 @@ def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:
         if reader.is_encrypted and not reader.decrypt(""):
             raise ExtractionError("encrypted PDF")
         pages = [page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES]]
-        title = ""
-        if reader.metadata is not None and reader.metadata.title:
-            title = str(reader.metadata.title).strip()
+        title, published, language = _pdf_metadata(reader)
     except ExtractionError:
         raise
     except PdfReadError as error:
@@ -167,7 +181,23 @@ def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:
     except Exception as error:  # pypdf raises many kinds of errors on malformed input
         raise ExtractionError(f"unreadable PDF ({type(error).__name__})") from error
     text = _normalise("\n\n".join(page.strip() for page in pages if page.strip()))
-    return ExtractedDocument(title or _first_line_title(text) or fallback_title, text)
+    return ExtractedDocument(
+        title or _first_line_title(text) or fallback_title, text, published, language
+    )
+
+
+def _pdf_metadata(reader: PdfReader) -> tuple[str, str | None, str | None]:
+    """(title, date, language) from the document info and catalog; blanks where damaged."""
+    title, published, language = "", None, None
+    try:
+        info = reader.metadata
+        if info is not None:
+            title = str(info.title or "").strip()
+            published = _pdf_date(info.get("/CreationDate"))
+        language = _language_code(str(reader.trailer["/Root"].get("/Lang") or ""))
+    except Exception:  # metadata is a nicety; the text is what matters
+        pass
+    return title, published, language
 
 
 def _extract_markdown(text: str, fallback_title: str) -> ExtractedDocument:
@@ -208,6 +238,35 @@ def _known_codec(name: str) -> str | None:
 def _html_title(html: str) -> str:
     match = re.search(r"<title[^>]*>(.*?)</title>", html, flags=re.IGNORECASE | re.DOTALL)
     return " ".join(match.group(1).split()) if match else ""
+
+
+def _html_language(html: str) -> str | None:
+    head = html[:_SNIFF_BYTES]
+    match = re.search(r"<html\b[^>]*?\blang=[\"']?([A-Za-z]{2,3}(?:[-_][\w-]+)?)", head, re.I)
+    if match is None:
+        match = re.search(
+            r"<meta[^>]+http-equiv=[\"']?content-language[\"']?[^>]+content=[\"']?([\w-]+)",
+            head,
+            re.I,
+        )
+    return match.group(1) if match else None
+
+
+def _language_code(tag: str | None) -> str | None:
+    """`en-GB` → `en`; None for anything that is not a language tag."""
+    match = re.fullmatch(r"([A-Za-z]{2,3})(?:[-_].*)?", (tag or "").strip())
+    return match.group(1).lower() if match else None
+
+
+def _iso_date(value: object) -> str | None:
+    match = re.match(r"\d{4}-\d{2}-\d{2}", str(value or ""))
+    return match.group(0) if match else None
+
+
+def _pdf_date(value: object) -> str | None:
+    """PDF dates look like `D:20240305101500Z`."""
+    match = re.match(r"(?:D:)?(\d{4})(\d{2})(\d{2})", str(value or ""))
+    return "-".join(match.groups()) if match else None
 
 
 def _first_line_title(text: str) -> str:

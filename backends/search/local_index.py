@@ -4,6 +4,11 @@ It lives in the same SQLite file as ttdr's run history, so it owns only tables n
 Adding is incremental by content hash: re-adding a folder re-reads every file but re-extracts
 only those whose bytes changed. One connection per call keeps it safe to use from the agent's
 parallel search branches.
+
+With an `embedder`, every passage also gets a vector (float32 BLOB in `index_vectors`; this
+Python's SQLite cannot load sqlite-vec), and search fuses the BM25 ranking with the cosine
+ranking by reciprocal rank, as web passages are ranked. Passages indexed while embeddings were
+off get their vectors on the next `add` with an embedder.
 """
 
 from __future__ import annotations
@@ -16,14 +21,26 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backends.search.extract import SUPPORTED_SUFFIXES, ExtractionError, extract_document
-from backends.search.passages import bm25_score_sql, fts_match_query, split_passages
+from backends.search.passages import (
+    bm25_score_sql,
+    fts_match_query,
+    fuse_rankings,
+    passage_text,
+    split_passages,
+)
 from backends.search.types import Passage, SkippedSource
 from ttdr.errors import DocsPathError
 
+if TYPE_CHECKING:
+    from backends.search.embeddings import Embedder
+
 MAX_FILE_BYTES = 50_000_000
 PASSAGES_PER_DOCUMENT = 2  # so one long document cannot crowd out every other source
+HYBRID_DEPTH = 100  # how deep each ranking goes before fusion
+_EMBED_BATCH = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS index_documents (
@@ -40,6 +57,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS index_passages USING fts5(
     title, body, document_id UNINDEXED, start_char UNINDEXED, end_char UNINDEXED,
     tokenize = 'porter unicode61'
 );
+CREATE TABLE IF NOT EXISTS index_vectors (
+    passage_id INTEGER PRIMARY KEY,
+    document_id INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS index_vectors_document ON index_vectors (document_id);
 """
 
 
@@ -65,8 +88,9 @@ class IndexedDocument:
 class LocalIndex:
     """Documents indexed for `--search local` / `auto`, stored in the SQLite file `db_path`."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, embedder: Embedder | None = None) -> None:
         self.db_path = Path(db_path)
+        self.embedder = embedder
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -95,13 +119,17 @@ class LocalIndex:
                 report.skipped.append(SkippedSource(file.as_uri(), f"cannot read ({error})"))
                 continue
             setattr(report, outcome, getattr(report, outcome) + 1)
+        if self.embedder is not None:
+            self._embed_missing()
         return report
 
     def search(self, query: str, k: int = 8) -> list[Passage]:
         """The `k` best passages for `query`, at most two per document, best first."""
         match = fts_match_query(query)
-        if match is None or k <= 0:
+        if k <= 0 or (match is None and self.embedder is None):
             return []
+        if self.embedder is not None:
+            return self._search_hybrid(query, match, k)
         # bm25() only works in the SELECT that MATCHes, so rank per document one level up.
         sql = f"""
             WITH hits AS MATERIALIZED (
@@ -123,6 +151,84 @@ class LocalIndex:
             Passage(url=Path(path).as_uri(), title=title, text=body, score=score, kind="local")
             for path, title, body, score in rows
         ]
+
+    def _search_hybrid(self, query: str, match: str | None, k: int) -> list[Passage]:
+        """BM25 and cosine rankings, each `HYBRID_DEPTH` deep, fused by reciprocal rank."""
+        import numpy as np
+
+        from backends.search.embeddings import DIMENSIONS, similarity_ranking
+
+        assert self.embedder is not None
+        query_vector = self.embedder.encode([query])[0]
+        with closing(self._connect()) as db:
+            lexical: list[int] = []
+            if match is not None:
+                lexical = [
+                    int(row[0])
+                    for row in db.execute(
+                        f"SELECT rowid, {bm25_score_sql('index_passages')} AS score "
+                        "FROM index_passages WHERE index_passages MATCH ? "
+                        "ORDER BY score DESC, rowid LIMIT ?",
+                        (match, HYBRID_DEPTH),
+                    )
+                ]
+            rows = db.execute("SELECT passage_id, vector FROM index_vectors").fetchall()
+            ids = [int(row[0]) for row in rows]
+            vectors = (
+                np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(
+                    -1, DIMENSIONS
+                )
+                if rows
+                else np.zeros((0, DIMENSIONS), dtype=np.float32)
+            )
+            semantic = [ids[i] for i, _ in similarity_ranking(query_vector, vectors)]
+            fused = fuse_rankings(lexical, semantic[:HYBRID_DEPTH])
+            details = {
+                int(row[0]): row[1:]
+                for row in db.execute(
+                    "SELECT p.rowid, d.path, p.title, p.body, p.document_id "
+                    "FROM index_passages AS p JOIN index_documents AS d ON d.id = p.document_id "
+                    f"WHERE p.rowid IN ({','.join('?' * len(fused))})",
+                    [passage_id for passage_id, _ in fused],
+                )
+            }
+        passages: list[Passage] = []
+        per_document: dict[int, int] = {}
+        for passage_id, score in fused:
+            if passage_id not in details or len(passages) >= k:
+                continue
+            path, title, body, document_id = details[passage_id]
+            if per_document.get(document_id, 0) >= PASSAGES_PER_DOCUMENT:
+                continue
+            per_document[document_id] = per_document.get(document_id, 0) + 1
+            passages.append(Passage(Path(path).as_uri(), title, body, score, "local"))
+        return passages
+
+    def _embed_missing(self) -> None:
+        """Give every passage without a vector its vector, in batches."""
+        import numpy as np
+
+        assert self.embedder is not None
+        while True:
+            with closing(self._connect()) as db:
+                rows = db.execute(
+                    "SELECT rowid, document_id, title, body FROM index_passages "
+                    "WHERE rowid NOT IN (SELECT passage_id FROM index_vectors) "
+                    "ORDER BY rowid LIMIT ?",
+                    (_EMBED_BATCH,),
+                ).fetchall()
+            if not rows:
+                return
+            vectors = self.embedder.encode([passage_text(r[2], r[3]) for r in rows])
+            with closing(self._connect()) as db, db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO index_vectors (passage_id, document_id, vector) "
+                    "VALUES (?, ?, ?)",
+                    (
+                        (row[0], row[1], np.asarray(vector, dtype=np.float32).tobytes())
+                        for row, vector in zip(rows, vectors, strict=True)
+                    ),
+                )
 
     def documents(self) -> list[IndexedDocument]:
         with closing(self._connect()) as db:
@@ -201,12 +307,16 @@ class LocalIndex:
 
     @staticmethod
     def _delete(db: sqlite3.Connection, document_id: int) -> None:
+        db.execute("DELETE FROM index_vectors WHERE document_id = ?", (document_id,))
         db.execute("DELETE FROM index_passages WHERE document_id = ?", (document_id,))
         db.execute("DELETE FROM index_documents WHERE id = ?", (document_id,))
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path, timeout=30.0)
         db.execute("PRAGMA busy_timeout = 30000")
+        # In WAL mode NORMAL is safe from corruption and skips an fsync per commit (a crash
+        # can lose only the last commits, which the next `add` redoes: it is incremental).
+        db.execute("PRAGMA synchronous = NORMAL")
         return db
 
 

@@ -1,7 +1,9 @@
-"""Split documents into passages and rank passages against a query with SQLite FTS5 BM25.
+"""Split documents into passages and rank passages against a query with SQLite FTS5 BM25,
+fused with embedding similarity by reciprocal rank when an embedder is given.
 
 Web pages (ranked per search, in memory) and the local index (ranked from its own FTS5 table)
-share `fts_match_query` and `BM25_WEIGHTS`, so a passage scores the same wherever it came from.
+share `fts_match_query`, `BM25_WEIGHTS` and `fuse_rankings`, so a passage is ranked the same way
+wherever it came from.
 Passages are ~100-180 words: long enough to carry a claim with its context, short enough that a
 handful fit in a small model's prompt.
 """
@@ -13,6 +15,10 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backends.search.embeddings import Embedder
 
 MIN_WORDS = 100
 MAX_WORDS = 180
@@ -85,12 +91,44 @@ def bm25_score_sql(table: str) -> str:
 
 
 def rank_passages(
-    query: str, candidates: Sequence[tuple[str, str]], limit: int | None = None
+    query: str,
+    candidates: Sequence[tuple[str, str]],
+    limit: int | None = None,
+    *,
+    embedder: Embedder | None = None,
 ) -> list[RankedPassage]:
     """Rank (title, body) candidates against `query`, best first; non-matching ones are left out.
 
-    Builds a throwaway in-memory FTS5 table, so IDF is computed over exactly these candidates.
+    BM25 over a throwaway in-memory FTS5 table (so IDF is computed over exactly these
+    candidates). With an `embedder`, the BM25 ranking and the ranking by cosine similarity are
+    fused by reciprocal rank (k=60), and the score is the fused score; a candidate then needs
+    either a shared word or a similar meaning.
     """
+    ranked = _bm25_ranking(query, candidates)
+    if embedder is None or not candidates:
+        return ranked if limit is None else ranked[:limit]
+    from backends.search.embeddings import similarity_ranking
+
+    vectors = embedder.encode([query, *(passage_text(t, b) for t, b in candidates)])
+    similar = [i for i, _ in similarity_ranking(vectors[0], vectors[1:])]
+    fused = fuse_rankings([r.index for r in ranked], similar)
+    out = [RankedPassage(index=index, score=score) for index, score in fused]
+    return out if limit is None else out[:limit]
+
+
+def fuse_rankings(*rankings: Sequence[int]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion (k=60) of best-first rankings of ids; best first."""
+    from backends.search.embeddings import reciprocal_rank_fusion
+
+    return reciprocal_rank_fusion(rankings)
+
+
+def passage_text(title: str, body: str) -> str:
+    """What the embedder sees of a passage: the title gives the passage its topic."""
+    return f"{title}\n{body}" if title else body
+
+
+def _bm25_ranking(query: str, candidates: Sequence[tuple[str, str]]) -> list[RankedPassage]:
     match = fts_match_query(query)
     if match is None or not candidates:
         return []
@@ -102,8 +140,8 @@ def rank_passages(
         )
         rows = db.execute(
             f"SELECT rowid, {bm25_score_sql('p')} AS score FROM p WHERE p MATCH ? "
-            "ORDER BY score DESC, rowid LIMIT ?",
-            (match, -1 if limit is None else limit),
+            "ORDER BY score DESC, rowid",
+            (match,),
         ).fetchall()
     return [RankedPassage(index=int(rowid), score=float(score)) for rowid, score in rows]
 

@@ -1,54 +1,47 @@
 """Web search: DuckDuckGo (through ddgs) for links, then fetch, extract and rank the pages.
 
 `ddgs_text` is the one seam to the search engines; tests replace it with monkeypatch and serve
-the pages from 127.0.0.1. Pages are fetched concurrently with one httpx client; a page that
-cannot be fetched or read is reported as skipped, and its search snippet stands in for it.
-Not here yet (a later issue): the SSRF guard against private addresses and the page cache.
+the pages from 127.0.0.1 (with `allow_loopback=True`). Results are de-duplicated by normalised
+URL and capped per site; the pages are read by a `Fetcher` (fetch.py: limits, robots.txt,
+retries, the address guard, the page cache) on one event loop in a background thread, shared
+by every search of this `WebSearch` (one research run), so concurrent searches share its
+limits, its robots.txt cache and its memo of pages already read. A page that cannot be read is
+reported as skipped with the reason, and its search snippet stands in for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
-from protego import Protego
 
-from backends.search.extract import (
-    ExtractedDocument,
-    ExtractionError,
-    document_kind,
-    extract_document,
-    media_type,
-)
+from backends.search.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings, Page, Sleep
+from backends.search.guard import Resolver
+from backends.search.page_cache import DEFAULT_TTL_S, PageCache
 from backends.search.passages import rank_passages, split_passages
 from backends.search.types import Passage, SearchOutcome, SkippedSource
+from backends.search.urls import normalise_url, site_of
+
+if TYPE_CHECKING:
+    from backends.search.embeddings import Embedder
+
+__all__ = ["DEFAULT_USER_AGENT", "WebSearch", "WebSearchError", "ddgs_text", "normalise_url"]
 
 DDGS_TIMEOUT_S = 10
-DEFAULT_USER_AGENT = "ttdr/0.1 (+research agent)"
 PASSAGES_PER_PAGE = 2  # so one long page cannot crowd out every other source
-MAX_REDIRECTS = 5
-_ALLOWED_MEDIA_TYPES = frozenset(
-    {
-        "",  # no Content-Type: let extraction sniff the bytes
-        "text/html",
-        "application/xhtml+xml",
-        "application/pdf",
-        "application/x-pdf",
-        "application/octet-stream",  # how many servers label PDFs; extraction checks the bytes
-        "text/plain",
-        "text/markdown",
-        "text/x-markdown",
-    }
-)
+MAX_RESULTS_PER_SITE = 2  # so one site cannot fill every result
 _RATE_LIMIT_SIGNS = ("ratelimit", "rate limit", "429", "too many requests")
+_T = TypeVar("_T")
 
 
 def ddgs_text(query: str, max_results: int) -> list[dict[str, Any]]:
@@ -75,14 +68,21 @@ class _Candidate:
     title: str
     text: str
     from_snippet: bool
-
-
-class _Skip(Exception):
-    """A page that yields no text; the message is the user-facing reason."""
+    published: str | None = None
+    language: str | None = None
 
 
 class WebSearch:
-    """Search the web and return the passages of the result pages that best match the query."""
+    """Search the web and return the passages of the result pages that best match the query.
+
+    `fetch_timeout_s` is the total time one page may take (redirects and retries included);
+    `allow_loopback` lets pages on 127.0.0.1 / ::1 be fetched (never private addresses);
+    `cache_path` is the SQLite file for the page cache (None: pages are remembered for this
+    object's life only); `embedder` turns on hybrid BM25 + embedding ranking;
+    `max_per_domain` caps results per site (None: no cap); `resolver` and `sleep` are seams for
+    tests. Call `close()` (or use `with`) to stop the fetch thread early; it also stops when
+    the object is garbage-collected.
+    """
 
     def __init__(
         self,
@@ -91,22 +91,48 @@ class WebSearch:
         user_agent: str = DEFAULT_USER_AGENT,
         *,
         results_per_query: int = 8,
+        max_per_domain: int | None = MAX_RESULTS_PER_SITE,
         max_concurrency: int = 8,
+        per_host_concurrency: int = 2,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 10.0,
         retries: int = 2,
         retry_backoff_s: float = 1.0,
+        max_retry_wait_s: float = 10.0,
         respect_robots: bool = True,
+        allow_loopback: bool = False,
+        cache_path: Path | str | None = None,
+        cache_ttl_s: float = DEFAULT_TTL_S,
+        embedder: Embedder | None = None,
+        resolver: Resolver | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         self.fetch_timeout_s = fetch_timeout_s
-        self.max_bytes = max_bytes
-        self.user_agent = user_agent
         self.results_per_query = results_per_query
-        self.max_concurrency = max_concurrency
+        self.max_per_domain = max_per_domain
         self.retries = retries
         self.retry_backoff_s = retry_backoff_s
-        self.respect_robots = respect_robots
-        self._robots: dict[str, Callable[[str], str | None]] = {}
-        self._robots_locks: dict[str, threading.Lock] = {}
-        self._robots_guard = threading.Lock()
+        self.embedder = embedder
+        self.settings = FetchSettings(
+            max_concurrency=max_concurrency,
+            per_host_concurrency=per_host_concurrency,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            total_timeout_s=fetch_timeout_s,
+            max_bytes=max_bytes,
+            user_agent=user_agent,
+            respect_robots=respect_robots,
+            retries=retries,
+            retry_backoff_s=retry_backoff_s,
+            max_retry_wait_s=max_retry_wait_s,
+            allow_loopback=allow_loopback,
+        )
+        self.cache = PageCache(cache_path, cache_ttl_s) if cache_path is not None else None
+        self._resolver = resolver
+        self._sleep = sleep
+        self._fetcher: Fetcher | None = None
+        self._loop: _LoopThread | None = None
+        self._start_lock = threading.Lock()
 
     def search(self, query: str, k: int = 8) -> SearchOutcome:
         """Raises `WebSearchError` when the search engines fail; a page that fails is skipped."""
@@ -115,28 +141,45 @@ class WebSearch:
         if not results:
             outcome.warnings.append(f"web search found nothing for {query!r}")
             return outcome
+        fetcher, loop = self._started()
+        pages = loop.run(fetcher.read_many(result.url for result in results))
         candidates: list[_Candidate] = []
-        with (
-            self._client() as client,
-            ThreadPoolExecutor(min(self.max_concurrency, len(results))) as pool,
-        ):
-            pages = list(pool.map(lambda result: self._read(client, result), results))
         for result, page in zip(results, pages, strict=True):
-            if isinstance(page, _Skip):
-                outcome.skipped.append(SkippedSource(result.url, str(page)))
+            if isinstance(page, SkippedSource):
+                outcome.skipped.append(page)
                 if result.snippet.strip():
                     candidates.append(_Candidate(result.url, result.title, result.snippet, True))
                 continue
-            url, document = page
-            title = document.title or result.title
-            candidates.extend(
-                _Candidate(url, title, span.text, False) for span in split_passages(document.text)
-            )
-        outcome.passages = _best_passages(query, candidates, k)
+            candidates.extend(_page_candidates(page, result))
+        outcome.passages = _best_passages(query, candidates, k, self.embedder)
         return outcome
 
+    def close(self) -> None:
+        with self._start_lock:
+            loop, fetcher = self._loop, self._fetcher
+            self._loop = self._fetcher = None
+        if loop is not None and fetcher is not None:
+            loop.stop(fetcher)
+
+    def __enter__(self) -> WebSearch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _started(self) -> tuple[Fetcher, _LoopThread]:
+        with self._start_lock:
+            if self._fetcher is None or self._loop is None:
+                self._fetcher = Fetcher(
+                    self.settings, cache=self.cache, resolver=self._resolver, sleep=self._sleep
+                )
+                self._loop = _LoopThread()
+                weakref.finalize(self, self._loop.stop, self._fetcher)
+            return self._fetcher, self._loop
+
     def _find(self, query: str) -> list[_SearchResult]:
-        """Ask the search engines, retrying what looks like rate limiting; dedupe by URL."""
+        """Ask the search engines, retrying what looks like rate limiting; de-duplicate by
+        normalised URL and keep at most `max_per_domain` results per site."""
         for attempt in range(self.retries + 1):
             try:
                 raw = ddgs_text(query, self.results_per_query)
@@ -151,118 +194,63 @@ class WebSearch:
             except OSError as error:
                 raise WebSearchError(f"network error ({error or type(error).__name__})") from error
         results: dict[str, _SearchResult] = {}
+        per_site: dict[str, int] = {}
         for item in raw:
             url = str(item.get("href") or item.get("url") or "").strip()
-            if urlsplit(url).scheme not in {"http", "https"}:
+            if urlsplit(url).scheme not in {"http", "https"} or normalise_url(url) in results:
                 continue
+            site = site_of(url)
+            if self.max_per_domain and per_site.get(site, 0) >= self.max_per_domain:
+                continue
+            per_site[site] = per_site.get(site, 0) + 1
             title = str(item.get("title") or "").strip()
             snippet = str(item.get("body") or "").strip()
-            results.setdefault(normalise_url(url), _SearchResult(url, title, snippet))
+            results[normalise_url(url)] = _SearchResult(url, title, snippet)
         return list(results.values())
 
-    def _read(
-        self, client: httpx.Client, result: _SearchResult
-    ) -> tuple[str, ExtractedDocument] | _Skip:
-        """Fetch and extract one page: (final URL, document), or the reason it was skipped."""
-        try:
-            if self.respect_robots and (reason := self._robots_refusal(client, result.url)):
-                raise _Skip(reason)
-            url, content_type, data = self._fetch(client, result.url)
-            document = extract_document(
-                data, content_type=content_type, name=urlsplit(url).path, url=url
-            )
-        except _Skip as skip:
-            return skip
-        except ExtractionError as error:
-            return _Skip(error.reason)
-        except httpx.TooManyRedirects:
-            return _Skip(f"more than {MAX_REDIRECTS} redirects")
-        except httpx.TimeoutException:
-            return _Skip(f"timed out after {self.fetch_timeout_s:g} s")
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as error:
-            return _Skip(f"fetch failed ({type(error).__name__}: {error})")
-        return url, document
 
-    def _fetch(self, client: httpx.Client, url: str) -> tuple[str, str, bytes]:
-        """Stream the body up to `max_bytes` within `fetch_timeout_s` overall."""
-        deadline = time.monotonic() + self.fetch_timeout_s
-        with client.stream("GET", url) as response:
-            if response.status_code >= 300:
-                raise _Skip(f"HTTP {response.status_code}")
-            content_type = response.headers.get("content-type", "")
-            mime = media_type(content_type)
-            if mime not in _ALLOWED_MEDIA_TYPES:
-                raise _Skip(f"unsupported content type {mime}")
-            body = bytearray()
-            truncated = False
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > self.max_bytes:
-                    truncated = True
-                    break
-                if time.monotonic() > deadline:
-                    raise _Skip(f"timed out after {self.fetch_timeout_s:g} s")
-            final_url = str(response.url)
-        data = bytes(body[: self.max_bytes])
-        # A cut HTML page is still readable; a cut PDF is not.
-        is_pdf = data.startswith(b"%PDF-") or document_kind(content_type, final_url) == "pdf"
-        if truncated and is_pdf:
-            raise _Skip(f"PDF larger than {self.max_bytes:,} bytes")
-        return final_url, content_type, data
+class _LoopThread:
+    """An event loop running in a daemon thread; `run(coro)` waits for a coroutine on it."""
 
-    def _robots_refusal(self, client: httpx.Client, url: str) -> str | None:
-        """Why robots.txt forbids `url`, or None; parsed once per host and kept."""
-        parts = urlsplit(url)
-        host = f"{parts.scheme}://{parts.netloc}"
-        with self._robots_guard:
-            lock = self._robots_locks.setdefault(host, threading.Lock())
-        with lock:
-            if host not in self._robots:
-                self._robots[host] = self._load_robots(client, host)
-        return self._robots[host](url)
-
-    def _load_robots(self, client: httpx.Client, host: str) -> Callable[[str], str | None]:
-        # RFC 9309: a 4xx robots.txt allows everything; a 5xx one disallows everything.
-        try:
-            response = client.get(f"{host}/robots.txt", timeout=min(5.0, self.fetch_timeout_s))
-        except httpx.HTTPError:
-            return lambda url: None  # the page fetch will report the real network error
-        if response.status_code >= 500:
-            reason = f"robots.txt unavailable (HTTP {response.status_code})"
-            return lambda url: reason
-        if response.status_code >= 400 or not response.text.strip():
-            return lambda url: None
-        rules = Protego.parse(response.text)
-        user_agent = self.user_agent
-        return lambda url: None if rules.can_fetch(url, user_agent) else "disallowed by robots.txt"
-
-    def _client(self) -> httpx.Client:
-        return httpx.Client(
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            timeout=httpx.Timeout(self.fetch_timeout_s, connect=min(5.0, self.fetch_timeout_s)),
-            headers={
-                "User-Agent": self.user_agent,
-                "Accept": "text/html,application/xhtml+xml,application/pdf,text/plain;q=0.9,"
-                "*/*;q=0.5",
-            },
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="ttdr-web-fetch", daemon=True
         )
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. Ctrl-C while waiting: stop the fetches too
+            raise
+
+    def stop(self, fetcher: Fetcher) -> None:
+        if self.loop.is_closed() or not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):  # best effort; the thread is a daemon anyway
+            asyncio.run_coroutine_threadsafe(fetcher.aclose(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
-def normalise_url(url: str) -> str:
-    """Key for deduplication: scheme and host lower-cased, default port, fragment and trailing
-    slash dropped (`HTTPS://Ex.org:443/a/#x` and `https://ex.org/a` are one page)."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if parts.port and (scheme, parts.port) not in {("http", 80), ("https", 443)}:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((scheme, host, parts.path.rstrip("/") or "/", parts.query, ""))
+def _page_candidates(page: Page, result: _SearchResult) -> list[_Candidate]:
+    title = page.title or result.title
+    return [
+        _Candidate(page.url, title, span.text, False, page.published, page.language)
+        for span in split_passages(page.text)
+    ]
 
 
-def _best_passages(query: str, candidates: list[_Candidate], k: int) -> list[Passage]:
+def _best_passages(
+    query: str, candidates: list[_Candidate], k: int, embedder: Embedder | None = None
+) -> list[Passage]:
     """Rank every page passage and snippet together; keep the best k with at most two per page.
-    Snippets that share no word with the query still come last: the engine chose them."""
+    Snippets that match nothing still come last: the engine chose them."""
     chosen: list[Passage] = []
     per_url: dict[str, int] = {}
     seen_texts: set[str] = set()
@@ -274,9 +262,19 @@ def _best_passages(query: str, candidates: list[_Candidate], k: int) -> list[Pas
             return
         seen_texts.add(candidate.text)
         per_url[candidate.url] = per_url.get(candidate.url, 0) + 1
-        chosen.append(Passage(candidate.url, candidate.title, candidate.text, score, "web"))
+        chosen.append(
+            Passage(
+                candidate.url,
+                candidate.title,
+                candidate.text,
+                score,
+                "web",
+                candidate.published,
+                candidate.language,
+            )
+        )
 
-    ranked = rank_passages(query, [(c.title, c.text) for c in candidates])
+    ranked = rank_passages(query, [(c.title, c.text) for c in candidates], embedder=embedder)
     for hit in ranked:
         take(candidates[hit.index], hit.score)
     matched = {hit.index for hit in ranked}
