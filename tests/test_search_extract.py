@@ -75,3 +75,38 @@ def test_decoding_prefers_utf8_then_the_declared_charset() -> None:
     assert decode_text("déjà vu".encode("cp1252"), "text/plain; charset=windows-1252") == "déjà vu"
     page = '<meta charset="iso-8859-1"><p>caf\xe9</p>'.encode("latin-1")
     assert "café" in decode_text(page, "text/html", html=True)
+
+
+def test_html_date_and_language_come_from_the_page() -> None:
+    page = (
+        '<html lang="de-AT"><head><title>Gezeiten</title>'
+        '<meta property="article:published_time" content="2024-03-05T10:00:00Z"></head>'
+        "<body><article><h1>Gezeiten</h1><p>Der Mond zieht das Wasser der Ozeane an, und so "
+        "entstehen zweimal am Tag Flut und Ebbe an den Küsten der Welt.</p></article></body>"
+        "</html>"
+    ).encode()
+
+    document = extract_document(page, content_type="text/html")
+    undated = extract_document((CORPUS / "tides.html").read_bytes(), content_type="text/html")
+
+    assert (document.title, document.published, document.language) == (
+        "Gezeiten",
+        "2024-03-05",
+        "de",
+    )
+    assert "zweimal am Tag" in document.text
+    assert (undated.published, undated.language) == (None, "en")  # <html lang="en">, no date
+
+
+def test_pdf_date_and_language_come_from_its_metadata() -> None:
+    data = (CORPUS / "kv-cache.pdf").read_bytes()
+    dated = data.replace(b"<< /Title (", b"<< /CreationDate (D:20230914120000Z) /Title (").replace(
+        b"<< /Type /Catalog", b"<< /Lang (en-US) /Type /Catalog"
+    )
+
+    plain = extract_document(data)
+    document = extract_document(dated)
+
+    assert (plain.published, plain.language) == (None, None)
+    assert (document.published, document.language) == ("2023-09-14", "en")
+    assert document.title == "Caching keys and values in block diffusion"

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from ddgs.exceptions import DDGSException, TimeoutException
 
@@ -279,3 +280,30 @@ def test_results_are_capped_per_site_before_anything_is_fetched(
     assert fetched == {"a.example.org", "b.example.org", "other.example.net"}  # not www.
     assert outcome.skipped == []
     assert outcome.passages[0].url == f"http://a.example.org:{port}/diffusion.html"
+
+
+class SoupMinded:
+    """A stand-in embedder that finds every text about soup similar to every query."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), 384), dtype=np.float32)
+        for row, text in enumerate(texts):
+            vectors[row, 0 if row == 0 or "soup" in text.lower() else 1] = 1.0
+        return vectors
+
+
+def test_with_an_embedder_pages_are_ranked_by_meaning_too(
+    site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeSearchEngine(
+        [result(f"{site}/cooking.html", "Soup", ""), result(f"{site}/diffusion.html", "D", "")]
+    )
+    monkeypatch.setattr(web_module, "ddgs_text", engine)
+
+    with WebSearch(allow_loopback=True, max_per_domain=None, embedder=SoupMinded()) as web:
+        outcome = web.search("parallel decoding with a confidence threshold", k=5)
+
+    urls = [p.url for p in outcome.passages]
+    assert f"{site}/cooking.html" in urls  # BM25 alone leaves it out: it shares no words
+    assert urls[0] in {f"{site}/cooking.html", f"{site}/diffusion.html"}
+    assert outcome.passages[0].score < 1 / 30  # a reciprocal-rank-fusion score

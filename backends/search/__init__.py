@@ -1,18 +1,28 @@
 """Retrieval: ranked, attributed passages from the web, the local index, or both (`auto`)."""
 
+from backends.search.embeddings import Embedder, embeddings_available, shared_embedder
 from backends.search.extract import ExtractedDocument, ExtractionError, extract_document
+from backends.search.fetch import Fetcher, FetchSettings, Page
+from backends.search.guard import AddressRefusedError
 from backends.search.local_index import IndexedDocument, IndexReport, LocalIndex
+from backends.search.page_cache import PageCache
 from backends.search.passages import TextSpan, rank_passages, split_passages
 from backends.search.retriever import Retriever
 from backends.search.types import Passage, SearchOutcome, SkippedSource
 from backends.search.web import WebSearch, WebSearchError
 
 __all__ = [
+    "AddressRefusedError",
+    "Embedder",
     "ExtractedDocument",
     "ExtractionError",
+    "FetchSettings",
+    "Fetcher",
     "IndexReport",
     "IndexedDocument",
     "LocalIndex",
+    "Page",
+    "PageCache",
     "Passage",
     "Retriever",
     "SearchOutcome",
@@ -20,7 +30,9 @@ __all__ = [
     "TextSpan",
     "WebSearch",
     "WebSearchError",
+    "embeddings_available",
     "extract_document",
     "rank_passages",
+    "shared_embedder",
     "split_passages",
 ]
