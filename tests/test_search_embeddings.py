@@ -107,7 +107,9 @@ def test_the_local_index_stores_vectors_and_fuses_rankings(docs: Path, tmp_path:
     index = LocalIndex(db, embedder=embedder)  # type: ignore[arg-type]
 
     assert index.search("How do vaccines work?", k=3) == []  # no vectors yet, no shared word
-    index.add(docs)  # unchanged files: only their missing vectors are computed
+    assert index.embed_missing() == sum(doc.passages for doc in index.documents())
+    assert index.embed_missing() == 0
+    index.add(docs)  # unchanged files, nothing to compute
     passages = index.search("How do vaccines work?", k=3)
     tides = index.search("Why are there two high tides a day?", k=3)
     removed = index.remove(docs / "vaccines.md")

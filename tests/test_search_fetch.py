@@ -7,14 +7,16 @@ what was kept and, for what was not, the reason and its category.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import backends.search.web as web_module
-from backends.search.fetch import Fetcher, FetchSettings, FetchSkip, Page
+from backends.search.fetch import Fetcher, FetchSettings, FetchSkip, Page, _retry_after
 from backends.search.loopback import LoopbackSite, Route
 from backends.search.types import SkippedSource
 from backends.search.web import WebSearch
@@ -335,3 +337,12 @@ def test_web_search_reports_every_skip_and_keeps_the_rest(
         "/bin": "not_text",
         "/meta": "address",
     }
+
+
+def test_retry_after_is_read_as_seconds_or_as_a_date() -> None:
+    soon = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+
+    assert _retry_after("7") == 7.0
+    assert 25 <= (_retry_after(soon) or 0) <= 30
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert _retry_after("soon") is None and _retry_after(None) is None

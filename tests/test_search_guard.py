@@ -7,13 +7,18 @@ network beyond 127.0.0.1; host names are resolved by a stub resolver.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from backends.search.fetch import Fetcher, FetchSettings, Page
-from backends.search.guard import refusal
+from backends.search.guard import GuardedTransport, refusal
 from backends.search.loopback import LoopbackSite, Route
 from backends.search.types import SkippedSource
 
@@ -168,3 +173,43 @@ def test_only_http_and_https_are_followed(site: LoopbackSite) -> None:
     (to_file,) = read(site.url("/to-file"), allow_loopback=True)
 
     assert to_file == SkippedSource(site.url("/to-file"), "refused URL scheme 'file'", "address")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_to_a_pinned_address_still_checks_the_certificate_of_the_name(
+    tmp_path: Path,
+) -> None:
+    """TLS goes to the vetted address but with the real name as SNI and for the certificate
+    check: a certificate for the name passes, the same server under another name fails."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=secure.test"),
+            *("-addext", "subjectAltName=DNS:secure.test"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+
+    with LoopbackSite({"/good": Route(200, HTML, GOOD)}, ssl_context=server_context) as site:
+
+        async def get(name: str) -> int | str:
+            transport = GuardedTransport(
+                allow_loopback=True,
+                resolver=lambda host, port: ["127.0.0.1"],
+                transport_factory=lambda: httpx.AsyncHTTPTransport(verify=client_context),
+            )
+            async with httpx.AsyncClient(transport=transport) as client:
+                try:
+                    response = await client.get(f"https://{name}:{site.port}/good")
+                except httpx.ConnectError as error:
+                    return str(error)
+                return response.status_code
+
+        assert asyncio.run(get("secure.test")) == 200
+        assert "certificate" in str(asyncio.run(get("other.test"))).lower()
+        assert [r.host for r in site.requests] == [f"secure.test:{site.port}"]

@@ -98,7 +98,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise AddressRefusedError(f"refused URL scheme {url.scheme!r}")
-        host = url.host
+        host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS want it
         port = url.port or (443 if url.scheme == "https" else 80)
         address = await self.vet(host, port)
         # A copy for the connection: the client's request (and so `response.url`) keeps the name.

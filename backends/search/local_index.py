@@ -8,7 +8,7 @@ parallel search branches.
 With an `embedder`, every passage also gets a vector (float32 BLOB in `index_vectors`; this
 Python's SQLite cannot load sqlite-vec), and search fuses the BM25 ranking with the cosine
 ranking by reciprocal rank, as web passages are ranked. Passages indexed while embeddings were
-off get their vectors on the next `add` with an embedder.
+off get their vectors on the next `add` with an embedder, or from `embed_missing()`.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class LocalIndex:
                 continue
             setattr(report, outcome, getattr(report, outcome) + 1)
         if self.embedder is not None:
-            self._embed_missing()
+            self.embed_missing()
         return report
 
     def search(self, query: str, k: int = 8) -> list[Passage]:
@@ -204,11 +204,14 @@ class LocalIndex:
             passages.append(Passage(Path(path).as_uri(), title, body, score, "local"))
         return passages
 
-    def _embed_missing(self) -> None:
-        """Give every passage without a vector its vector, in batches."""
+    def embed_missing(self) -> int:
+        """Give every passage without a vector its vector, in batches; returns how many.
+        `add` does this itself; call it when embeddings are turned on for an existing index."""
         import numpy as np
 
-        assert self.embedder is not None
+        if self.embedder is None:
+            return 0
+        done = 0
         while True:
             with closing(self._connect()) as db:
                 rows = db.execute(
@@ -218,7 +221,8 @@ class LocalIndex:
                     (_EMBED_BATCH,),
                 ).fetchall()
             if not rows:
-                return
+                return done
+            done += len(rows)
             vectors = self.embedder.encode([passage_text(r[2], r[3]) for r in rows])
             with closing(self._connect()) as db, db:
                 db.executemany(

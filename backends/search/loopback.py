@@ -9,6 +9,7 @@ and per Host.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import Counter
@@ -42,9 +43,16 @@ NOT_FOUND = Route(404, {"Content-Type": "text/plain"}, b"not found")
 class LoopbackSite:
     """`with LoopbackSite(routes) as site:` → `site.url("/page")`; `site.hits("/page")`."""
 
-    def __init__(self, routes: dict[str, RouteSpec] | None = None, *, latency_s: float = 0.0):
+    def __init__(
+        self,
+        routes: dict[str, RouteSpec] | None = None,
+        *,
+        latency_s: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.routes: dict[str, RouteSpec] = dict(routes or {})
         self.latency_s = latency_s
+        self.ssl_context = ssl_context  # serve HTTPS with this (server-side) context
         self.requests: list[SeenRequest] = []
         self.max_in_flight = 0
         self.max_in_flight_per_host: Counter[str] = Counter()
@@ -60,10 +68,11 @@ class LoopbackSite:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url("")
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def hits(self, path: str) -> int:
         with self._lock:
@@ -82,6 +91,10 @@ class LoopbackSite:
                 pass
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
