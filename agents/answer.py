@@ -97,6 +97,7 @@ def search(ctx: ResearchContext, query: str, iteration: int) -> list[Passage]:
             iteration=iteration,
             url=skipped.url,
             reason=skipped.reason,
+            category=skipped.category,
         )
     passages = outcome.passages[: ctx.config.passages_per_answer]
     ctx.emit(

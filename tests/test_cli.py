@@ -209,3 +209,11 @@ def test_bench_engine_prints_json_for_three_decoding_modes(cli) -> None:
     for mode in report["modes"].values():
         assert mode["tokens"] == 3 * 8 and mode["forward_passes"] > 0
     assert report["tokens_per_s_vs_autoregressive"]["autoregressive"] == 1.0
+
+
+def test_bench_retrieval_prints_json_at_a_small_scale(cli) -> None:
+    result = cli("bench", "retrieval", "--pages", "12", "--local-docs", "12")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["fetch"]["pages"] == 12 and report["fetch"]["failures"] == 0
+    assert report["local_index"]["documents"] == 12

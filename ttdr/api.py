@@ -116,9 +116,9 @@ class Researcher:
 
     def _prepare_retrieval(self, question: str):
         """Index the run's documents, then check that some search backend can answer."""
-        from backends.search import LocalIndex, Retriever, WebSearch
+        from backends.search import Retriever
 
-        index = LocalIndex(self.settings.db_path)
+        index = open_index(self.settings)
         messages = []
         for path in self.config.docs:
             report = index.add(path)
@@ -126,8 +126,9 @@ class Researcher:
                 f"Indexed {path}: {report.added} added, {report.updated} updated, "
                 f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
             )
-        web = WebSearch(fetch_timeout_s=self.settings.fetch_timeout_s)
-        retriever = Retriever(self.config.search, index, web)
+        if index.embedder is not None and not self.config.docs:
+            index.embed_missing()  # documents indexed before embeddings were switched on
+        retriever = Retriever(self.config.search, index, open_web_search(self.settings, index))
         messages += retriever.preflight(question)
         return retriever, messages
 
@@ -181,6 +182,25 @@ class Researcher:
 
     def delete_run(self, run_id: str) -> str:
         return self.store.delete_run(run_id)
+
+
+def open_index(settings: Settings):
+    """The local index, with the embedder when the settings ask for embeddings."""
+    from backends.search import LocalIndex, shared_embedder
+
+    return LocalIndex(settings.db_path, embedder=shared_embedder() if settings.embeddings else None)
+
+
+def open_web_search(settings: Settings, index):
+    from backends.search import WebSearch
+
+    return WebSearch(
+        fetch_timeout_s=settings.fetch_timeout_s,
+        cache_path=settings.db_path,
+        cache_ttl_s=settings.page_cache_ttl_s,
+        allow_loopback=settings.allow_loopback,
+        embedder=index.embedder,
+    )
 
 
 def validate_question(question: str) -> str:

