@@ -36,7 +36,7 @@ def engine(checkpoints, family: str, **overrides) -> DiffusionEngine:
 
 def fill(model: DiffusionEngine, prompts: list[list[int]], new_tokens: int):
     """Denoise a whole generation canvas (no early stop at end tokens): the tokens and stats."""
-    canvas, blocks = model._generation_canvas(prompts, new_tokens)
+    canvas, blocks = model.generation_canvas(prompts, new_tokens)
     stats = model.denoiser.fill(canvas, blocks, model.policy)
     generated = canvas.tokens[:, canvas.gen_start :]
     assert not bool((generated == model.facts.mask_id).any()) or model.facts.attention == "causal"
@@ -90,11 +90,11 @@ def test_threshold_one_commits_one_token_per_step_and_zero_a_whole_block(
 ) -> None:
     prompt = engine(checkpoints, family).encode_chat(MESSAGES)
     one = engine(checkpoints, family, threshold=1.0, **small_blocks(family))
-    canvas, blocks = one._generation_canvas([prompt], 12)
+    canvas, blocks = one.generation_canvas([prompt], 12)
     stats = one.denoiser.fill(canvas, blocks, one.policy)
     assert set(stats.commits_per_step) == {1}
     zero = engine(checkpoints, family, threshold=0.0, **small_blocks(family))
-    canvas, blocks = zero._generation_canvas([prompt], 12)
+    canvas, blocks = zero.generation_canvas([prompt], 12)
     stats = zero.denoiser.fill(canvas, blocks, zero.policy)
     sizes = [end - start for start, end in blocks]
     if zero.policy.sub_block_size:  # Fast-dLLM v2 fills a block one sub-block at a time
@@ -105,7 +105,7 @@ def test_threshold_one_commits_one_token_per_step_and_zero_a_whole_block(
 def test_fixed_steps_per_block_follow_the_linear_schedule(checkpoints) -> None:
     llada = engine(checkpoints, "llada", block_size=8)
     policy = llada.policy.with_(threshold=None, steps_per_block=3)
-    canvas, blocks = llada._generation_canvas([llada.encode_chat(MESSAGES)], 16)
+    canvas, blocks = llada.generation_canvas([llada.encode_chat(MESSAGES)], 16)
     stats = llada.denoiser.fill(canvas, blocks, policy)
     assert stats.commits_per_step == [3, 3, 2, 3, 3, 2]
 
@@ -114,7 +114,7 @@ def test_fixed_steps_per_block_follow_the_linear_schedule(checkpoints) -> None:
 def test_every_ranking_fills_the_canvas(checkpoints, ranking) -> None:
     dream = engine(checkpoints, "dream", block_size=4)
     policy = dream.policy.with_(threshold=None, steps_per_block=2, ranking=ranking)
-    canvas, blocks = dream._generation_canvas([dream.encode_chat(MESSAGES)], 8)
+    canvas, blocks = dream.generation_canvas([dream.encode_chat(MESSAGES)], 8)
     dream.denoiser.fill(canvas, blocks, policy, seed=1)
     assert not bool((canvas.tokens == dream.facts.mask_id).any())
 

@@ -136,6 +136,6 @@ def measure(
 
 
 def run_once(engine: DiffusionEngine, prompt: list[int], new_tokens: int) -> tuple[int, int]:
-    canvas, blocks = engine._generation_canvas([prompt], new_tokens)
+    canvas, blocks = engine.generation_canvas([prompt], new_tokens)
     stats = engine.denoiser.fill(canvas, blocks, engine.policy)
     return stats.forward_passes, stats.committed

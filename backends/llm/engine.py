@@ -166,7 +166,7 @@ class DiffusionEngine:
     ) -> Iterator[str]:
         """The reply's text as each block finishes (block-granular streaming)."""
         prompt = self.encode_chat(messages)
-        canvas, blocks = self._generation_canvas([prompt], max_new_tokens)
+        canvas, blocks = self.generation_canvas([prompt], max_new_tokens)
         stats = DenoiseStats()
         sent = ""
         policy = self.policy.with_(temperature=temperature)
@@ -187,7 +187,7 @@ class DiffusionEngine:
         seed: int | None = None,
     ) -> tuple[list[list[int]], DenoiseStats]:
         """Batched generation with left padding; each reply ends before its first end token."""
-        canvas, blocks = self._generation_canvas(prompts, max_new_tokens)
+        canvas, blocks = self.generation_canvas(prompts, max_new_tokens)
         stats = self.denoiser.fill(
             canvas, blocks, policy or self.policy, seed=seed, stop=self._all_ended(canvas)
         )
@@ -327,7 +327,7 @@ class DiffusionEngine:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
-    def _generation_canvas(self, prompts: list[list[int]], max_new_tokens: int):
+    def generation_canvas(self, prompts: list[list[int]], max_new_tokens: int):
         block = self.policy.block_size
         width = max(len(p) for p in prompts)
         budget = math.ceil(max(max_new_tokens, 1) / block) * block
