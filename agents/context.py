@@ -4,6 +4,7 @@ report progress. Passed as LangGraph runtime context, so it is never checkpointe
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from langgraph.config import get_stream_writer
 
 from backends.llm.protocol import ChatMessage, GenerationStats, Generator
 from backends.search.retriever import Retriever
+from ttdr.errors import RunStopped
 from ttdr.models import EventKind, ResearchConfig, RunEvent, Stage
 from ttdr.store import Store
 
@@ -27,6 +29,7 @@ class ResearchContext:
     retriever: Retriever
     store: Store
     started_at: float = field(default_factory=time.monotonic)
+    stop: threading.Event | None = None  # set by another thread to end the run cleanly
     stage_stats: dict[str, GenerationStats] = field(
         default_factory=lambda: defaultdict(GenerationStats)
     )
@@ -41,7 +44,10 @@ class ResearchContext:
         iteration: int | None = None,
         **data: Any,
     ) -> RunEvent:
-        """Store the event first (so nothing is lost), then hand it to whoever streams."""
+        """Store the event first (so nothing is lost), then hand it to whoever streams.
+
+        Every node emits as it goes, so this is also where a requested stop takes effect.
+        """
         run_event = RunEvent(
             run_id=self.run_id,
             stage=stage,
@@ -53,6 +59,8 @@ class ResearchContext:
         )
         self.store.add_event(run_event)
         get_stream_writer()(run_event)
+        if self.stop is not None and self.stop.is_set():
+            raise RunStopped("the run was stopped")
         return run_event
 
     @contextmanager

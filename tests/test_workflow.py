@@ -102,3 +102,23 @@ def test_a_missing_docs_path_is_refused_before_anything_is_stored(
     with pytest.raises(DocsPathError, match="nowhere"):
         researcher.run(QUESTION)
     assert researcher.history() == []
+
+
+def test_a_stop_request_ends_the_run_as_interrupted_with_its_drafts(settings, tiny_config) -> None:
+    """What the UI's Stop button does from another thread: the run ends at its next event."""
+    import threading
+
+    from ttdr.errors import RunStopped
+
+    stop = threading.Event()
+    researcher = Researcher(tiny_config.model_copy(update={"iterations": 20}), settings=settings)
+    seen = []
+    with pytest.raises(RunStopped):
+        for event in researcher.stream(QUESTION, stop=stop):
+            seen.append(event)
+            if event.stage is Stage.draft and event.kind is EventKind.finished:
+                stop.set()
+    run = researcher.get_run(seen[-1].run_id)
+    assert run.status is RunStatus.interrupted and run.error == "the run was stopped"
+    assert [d.iteration for d in run.drafts_list] == [0]
+    assert run.report is None and run.stats["generation"]["tokens"] > 0

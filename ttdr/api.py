@@ -8,12 +8,13 @@ run that silently vanished.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ttdr.config import Settings
-from ttdr.errors import DocsPathError, InvalidQuestionError
+from ttdr.errors import DocsPathError, InvalidQuestionError, RunStopped
 from ttdr.models import (
     EventKind,
     Report,
@@ -58,8 +59,12 @@ class Researcher:
             raise RuntimeError(f"run {run_id} finished without a report")
         return report
 
-    def stream(self, question: str) -> Iterator[RunEvent]:
-        """Yield progress events while researching; the last one says where the report is."""
+    def stream(self, question: str, *, stop: threading.Event | None = None) -> Iterator[RunEvent]:
+        """Yield progress events while researching; the last one says where the report is.
+
+        Setting `stop` (from another thread) ends the run at its next event, kept as
+        `interrupted` with its drafts, and raises `RunStopped`.
+        """
         question = validate_question(question)
         validate_docs(self.config.docs)
         run_id = self.store.create_run(question, self.config)
@@ -92,12 +97,16 @@ class Researcher:
                 f"({generator.info.decoding})",
             )
             context = self._context(run_id, generator, retriever, started)
+            context.stop = stop
             yield from self._run_graph(question, context)
             self.store.set_status(run_id, RunStatus.done)
             yield run_event(EventKind.finished, "Research finished; report saved", run_id=run_id)
-        except (KeyboardInterrupt, GeneratorExit) as exc:
-            how = f"by {exc.args[0]}" if exc.args else "by the user"
-            self.store.set_status(run_id, RunStatus.interrupted, f"interrupted {how}")
+        except (KeyboardInterrupt, GeneratorExit, RunStopped) as exc:
+            how = f"by {exc.args[0]}" if isinstance(exc, KeyboardInterrupt) and exc.args else ""
+            reason = (
+                str(exc) if isinstance(exc, RunStopped) else f"interrupted {how or 'by the user'}"
+            )
+            self.store.set_status(run_id, RunStatus.interrupted, reason)
             run_event(EventKind.error, "Interrupted; the drafts so far are kept")
             raise
         except Exception as exc:

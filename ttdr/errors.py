@@ -27,3 +27,8 @@ class RetrievalUnavailableError(TtdrError):
 
 class ModelUnavailableError(TtdrError):
     """The model could not be found, downloaded or loaded."""
+
+
+class RunStopped(TtdrError):
+    """A caller asked a running research to stop (the UI's Stop button); like Ctrl-C, the run
+    is kept as `interrupted` with everything written so far."""
