@@ -13,7 +13,8 @@ from langgraph.runtime import Runtime
 from agents import prompts
 from agents.attribution import attribute, extractive_answer
 from agents.context import ResearchContext
-from agents.state import ResearchState
+from agents.evolve import evolve
+from agents.state import SearchTask
 from agents.text import clean_model_text
 from backends.search.types import Passage
 from ttdr.errors import RetrievalUnavailableError
@@ -22,16 +23,15 @@ from ttdr.models import EventKind, QAPair, Stage
 PASSAGE_CHARS = 700
 
 
-def answer_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
+def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
+    """One parallel branch: `task` is this branch's own input (a LangGraph `Send`)."""
     ctx = runtime.context
-    task = state["task"]
-    iteration = state["iteration"] + 1
-    section = state["plan"].sections[task["section"]].title
-    passages = search(ctx, task["query"], iteration)
+    iteration, section, query = task["iteration"], task["section_title"], task["query"]
+    passages = search(ctx, query, iteration)
 
-    with ctx.stage(Stage.answer, "Answering from the retrieved passages", iteration=iteration):
+    with ctx.stage(Stage.answer, f"Answering: {query}", iteration=iteration):
         if not passages:
-            qa = QAPair(iteration=iteration, section=section, question=task["query"], answer="")
+            qa = QAPair(iteration=iteration, section=section, question=query, answer="")
             ctx.store.add_qa(ctx.run_id, qa)
             ctx.emit(
                 Stage.answer,
@@ -39,26 +39,30 @@ def answer_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
                 "No passages found: nothing to answer from.",
                 iteration=iteration,
             )
-            return {"qa_pairs": [qa], "last_answer": qa}
+            return {"qa_pairs": [qa]}
         shown = [p.text[:PASSAGE_CHARS] for p in passages]
         sources: dict[int, str] = {}
         for passage, text in zip(passages, shown, strict=True):
             number = register_source(ctx, passage, text)
             sources[number] = f"{sources.get(number, '')}\n{text}".strip()
         listing = "\n\n".join(f"Source {i}: {text}" for i, text in enumerate(shown, start=1))
-        prompt = prompts.ANSWER.format(passages=listing, query=task["query"])
-        written = clean_model_text(
-            ctx.write(Stage.answer, prompts.chat(prompt)), instruction=prompts.ANSWER
-        )
+        template = ctx.prompt("answer")
+        prompt = template.format(passages=listing, query=query)
+
+        def write(temperature: float, seed: int) -> str:
+            text = ctx.write(Stage.answer, prompts.chat(prompt), temperature=temperature, seed=seed)
+            return clean_model_text(text, instruction=template)
+
+        written = evolve(ctx, "answer", task["question"], write, iteration=iteration).text
         answer = attribute(written, sources, keep_unsupported=False)
         quoted = not answer.cited
         if quoted:
-            answer = extractive_answer(task["query"], sources)
+            answer = extractive_answer(query, sources)
 
     qa = QAPair(
         iteration=iteration,
         section=section,
-        question=task["query"],
+        question=query,
         answer=answer.text,
         source_numbers=answer.cited,
     )
@@ -72,7 +76,7 @@ def answer_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         iteration=iteration,
         answer=qa.answer,
     )
-    return {"qa_pairs": [qa], "last_answer": qa}
+    return {"qa_pairs": [qa]}
 
 
 def search(ctx: ResearchContext, query: str, iteration: int) -> list[Passage]:

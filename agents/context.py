@@ -14,6 +14,8 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
+from agents.judge import Verdict
+from agents.prompt_book import SEEDS, ChosenPrompt
 from backends.llm.protocol import ChatMessage, GenerationStats, Generator
 from backends.search.retriever import Retriever
 from ttdr.errors import RunStopped
@@ -34,6 +36,11 @@ class ResearchContext:
         default_factory=lambda: defaultdict(GenerationStats)
     )
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    prompts: dict[str, ChosenPrompt] = field(default_factory=dict)
+    verdicts: dict[str, list[Verdict]] = field(default_factory=lambda: defaultdict(list))
+    citation_stats: dict[str, Any] = field(default_factory=dict)
+    # Parallel search branches write stats and verdicts from several threads.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(
         self,
@@ -71,7 +78,8 @@ class ResearchContext:
         try:
             yield
         finally:
-            self.stage_seconds[stage.value] += time.monotonic() - start
+            with self._lock:
+                self.stage_seconds[stage.value] += time.monotonic() - start
 
     def write(
         self,
@@ -80,16 +88,30 @@ class ResearchContext:
         max_new_tokens: int | None = None,
         *,
         temperature: float | None = None,
+        seed: int | None = None,
     ) -> str:
         """Generate text for a stage and account its cost to that stage."""
         generation = self.generator.generate(
             messages,
             max_new_tokens or self.config.section_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
-            seed=self.config.seed,
+            seed=self.config.seed if seed is None else seed,
         )
-        self.stage_stats[stage.value] += generation.stats
+        self.account(stage, generation.stats)
         return generation.text
+
+    def account(self, stage: Stage, stats: GenerationStats) -> None:
+        with self._lock:
+            self.stage_stats[stage.value] += stats
+
+    def prompt(self, component: str) -> str:
+        """The template this run uses for an evolving component (the seed if none chosen)."""
+        chosen = self.prompts.get(component)
+        return chosen.text if chosen else SEEDS[component]
+
+    def record_verdict(self, component: str, verdict: Verdict) -> None:
+        with self._lock:
+            self.verdicts[component].append(verdict)
 
     def stats_summary(self) -> dict[str, Any]:
         total = sum(self.stage_stats.values(), GenerationStats())
@@ -103,4 +125,10 @@ class ResearchContext:
                 for name, stats in self.stage_stats.items()
             },
             "wall_s": round(time.monotonic() - self.started_at, 3),
+            "prompts": {component: chosen.id for component, chosen in self.prompts.items()},
+            "citations": self.citation_stats,
+            "judge_scores": {
+                component: [v.score for v in verdicts]
+                for component, verdicts in self.verdicts.items()
+            },
         }

@@ -38,4 +38,4 @@ def draft_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
     )
     ctx.store.add_draft(ctx.run_id, draft)
     ctx.emit(Stage.draft, EventKind.finished, "Draft R0 written", iteration=0, draft_version=0)
-    return {"sections": sections, "iteration": 0, "qa_pairs": []}
+    return {"sections": sections, "iteration": 0, "source_count": 0}

@@ -1,8 +1,11 @@
 """The TTD-DR workflow (Han et al. 2025, Algorithm 1) as a LangGraph graph.
 
-    plan → draft R0 → repeat T times { question → search + answer → revise R(t-1) → R(t) } → report
+    plan → draft R0 → repeat { questions ⇉ search + answer (parallel) → denoise R(t-1) → R(t) }
+         → report
 
-Each node lives in its own module; this file only wires them, so the flow reads in one screen.
+The loop ends at the iteration limit, when the question node finds the draft complete, or
+when a step brings no new source. Each node lives in its own module; this file only wires
+them, so the whole flow reads in one screen.
 """
 
 from __future__ import annotations
@@ -11,38 +14,45 @@ from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 
 from agents.answer import answer_node
 from agents.context import ResearchContext
+from agents.denoise import denoise_node
 from agents.draft import draft_node
 from agents.plan import plan_node
 from agents.questions import question_node
 from agents.report import report_node
-from agents.revise import revise_node
 from agents.state import ResearchState
 
 
-def next_step(
+def keep_denoising(
     state: ResearchState, runtime: Runtime[ResearchContext]
-) -> Literal["question", "report"]:
-    """Keep denoising until the configured number of steps is done."""
-    return "question" if state["iteration"] < runtime.context.config.iterations else "report"
+) -> Literal["questions", "report"]:
+    if state.get("stop_reason") or state["iteration"] >= runtime.context.config.iterations:
+        return "report"
+    return "questions"
+
+
+def search_in_parallel(state: ResearchState) -> list[Send] | Literal["report"]:
+    """One branch per search question; none left means the draft was judged complete."""
+    return [Send("answer", task) for task in state.get("tasks", [])] or "report"
 
 
 def build_graph(checkpointer=None):
     graph = StateGraph(ResearchState, context_schema=ResearchContext)
     graph.add_node("plan", plan_node)
     graph.add_node("draft", draft_node)
-    graph.add_node("question", question_node)
+    graph.add_node("questions", question_node)
     graph.add_node("answer", answer_node)
-    graph.add_node("revise", revise_node)
+    graph.add_node("denoise", denoise_node)
     graph.add_node("report", report_node)
 
     graph.add_edge(START, "plan")
     graph.add_edge("plan", "draft")
-    graph.add_conditional_edges("draft", next_step, ["question", "report"])
-    graph.add_edge("question", "answer")
-    graph.add_edge("answer", "revise")
-    graph.add_conditional_edges("revise", next_step, ["question", "report"])
+    graph.add_conditional_edges("draft", keep_denoising, ["questions", "report"])
+    graph.add_conditional_edges("questions", search_in_parallel, ["answer", "report"])
+    graph.add_edge("answer", "denoise")
+    graph.add_conditional_edges("denoise", keep_denoising, ["questions", "report"])
     graph.add_edge("report", END)
     return graph.compile(checkpointer=checkpointer)

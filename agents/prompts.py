@@ -27,7 +27,7 @@ SEARCH_QUERY = (
     "Research question: {question}\n"
     'Report section "{title}" currently says:\n{section_text}\n\n'
     "Write one web search query that would find facts missing from this section. "
-    "Reply with the query only."
+    "Reply with the query only, or with DONE if the section needs no more research."
 )
 
 # No citation markers are asked for: the ledger (agents/attribution.py) attaches each
@@ -37,6 +37,15 @@ ANSWER = (
     "Using only the sources, answer this question in two to four sentences: {query}"
 )
 
+# The instruction the engine's `rewrite` receives; the draft itself is the canvas around it.
+REVISE_INSTRUCTION = (
+    "Research question: {question}\n\n"
+    'Revise the section "{title}" of this research report so that it includes the new evidence '
+    "below and corrects anything the evidence contradicts. Keep the source numbers in square "
+    "brackets, like [2], next to the facts they support.\n\nNew evidence:\n{evidence}"
+)
+
+# For generators without in-place editing (the whole request in one chat message).
 REVISE_SECTION = (
     "Research question: {question}\n\n"
     'Section "{title}" of the report currently says:\n{section_text}\n\n'
@@ -51,6 +60,23 @@ SUMMARY = (
     "Report sections:\n{digest}\n\n"
     "Write a summary of two or three sentences that answers the research question. "
     "Reply with the summary only."
+)
+
+
+JUDGE = (
+    "Research question: {question}\n\n"
+    "Here is a {component} written for this research:\n{output}\n\n"
+    "Rate it from 1 to 10 for helpfulness and from 1 to 10 for comprehensiveness, then give "
+    "one sentence saying what is missing or wrong. Reply in exactly this form:\n"
+    "Helpfulness: <number>\nComprehensiveness: <number>\nCritique: <one sentence>"
+)
+
+IMPROVE = (
+    "Research question: {question}\n\n"
+    "Here is a {component}:\n{output}\n\n"
+    "A reviewer said: {critique}\n\n"
+    "Write an improved {component} that fixes this. Keep the same form. Reply with the "
+    "improved {component} only."
 )
 
 

@@ -1,4 +1,9 @@
-"""Stage 2a: the next search question, aimed at the draft's least-researched section."""
+"""Stage 2a: the step's search questions, one per least-researched section of the draft.
+
+The questions become parallel branches (LangGraph `Send`). The node may also end the loop: when
+every section already has evidence and the model says each section it looked at needs no more
+research (DONE), the draft is complete.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ from langgraph.runtime import Runtime
 
 from agents import prompts
 from agents.context import ResearchContext
-from agents.state import ResearchState
+from agents.evolve import evolve
+from agents.state import ResearchState, SearchTask
 from agents.text import clean_model_text, first_line
 from ttdr.models import EventKind, Stage
 
 QUERY_LABEL = re.compile(r"^(?:search )?query\s*[:\-]\s*", re.IGNORECASE)
+DONE = re.compile(r"^\W*(done|enough|complete)\W*$", re.IGNORECASE)
 MAX_QUERY_WORDS = 16
 
 
@@ -21,45 +28,80 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
     ctx = runtime.context
     plan, qa_pairs = state["plan"], state.get("qa_pairs", [])
     iteration = state["iteration"] + 1
-    target = least_researched_section(
-        [s.title for s in plan.sections], [qa.section for qa in qa_pairs]
-    )
-    section = plan.sections[target]
-    with ctx.stage(
-        Stage.question, f"Choosing what to search for next ({section.title})", iteration=iteration
-    ):
-        prompt = prompts.SEARCH_QUERY.format(
-            question=state["question"],
-            title=section.title,
-            section_text=state["sections"][target][:800],
+    titles = [s.title for s in plan.sections]
+    researched = [qa.section for qa in qa_pairs if qa.source_numbers]
+    targets = least_researched_sections(titles, researched, ctx.config.questions_per_step)
+    asked = {qa.question.lower() for qa in qa_pairs}
+    tasks: list[SearchTask] = []
+    done_votes = 0
+    with ctx.stage(Stage.question, "Choosing what to search for next", iteration=iteration):
+        for target in targets:
+            section = plan.sections[target]
+            prompt = ctx.prompt("questions").format(
+                question=state["question"],
+                title=section.title,
+                section_text=state["sections"][target][:800],
+            )
+
+            def write(temperature: float, seed: int, prompt: str = prompt) -> str:
+                return ctx.write(
+                    Stage.question, prompts.chat(prompt), 32, temperature=temperature, seed=seed
+                )
+
+            raw = evolve(ctx, "questions", state["question"], write, iteration=iteration).text
+            if DONE.match(first_line(clean_model_text(raw)) or ""):
+                done_votes += 1
+            query = choose_query(parse_query(raw), section.title, section.question, state, asked)
+            asked.add(query.lower())
+            tasks.append(
+                SearchTask(
+                    question=state["question"],
+                    section=target,
+                    section_title=section.title,
+                    query=query,
+                    iteration=iteration,
+                )
+            )
+    if done_votes == len(targets) and set(titles) <= set(researched):
+        reason = f"the draft is complete (step {iteration}: no section needs more research)"
+        ctx.emit(Stage.question, EventKind.finished, reason, iteration=iteration)
+        return {"tasks": [], "stop_reason": reason}
+    for task in tasks:
+        ctx.emit(
+            Stage.question,
+            EventKind.finished,
+            f"Search question: {task['query']}",
+            iteration=iteration,
+            section=task["section_title"],
+            query=task["query"],
         )
-        raw = ctx.write(Stage.question, prompts.chat(prompt), max_new_tokens=32)
-        asked = {qa.question.lower() for qa in qa_pairs}
-        query = parse_query(raw)
-        if query is None or query.lower() in asked:
-            query = f"{section.title}: {section.question}"
-            if query.lower() in asked:
-                query = f"{section.question} {state['question']}"
-    ctx.emit(
-        Stage.question,
-        EventKind.finished,
-        f"Search question: {query}",
-        iteration=iteration,
-        section=section.title,
-        query=query,
-    )
-    return {"task": {"section": target, "query": query}}
+    return {"tasks": tasks}
+
+
+def least_researched_sections(titles: list[str], researched: list[str], count: int) -> list[int]:
+    counts = Counter(researched)
+    order = sorted(range(len(titles)), key=lambda i: (counts[titles[i]], i))
+    return order[: min(count, len(titles))]
 
 
 def least_researched_section(titles: list[str], researched: list[str]) -> int:
-    counts = Counter(researched)
-    return min(range(len(titles)), key=lambda i: (counts[titles[i]], i))
+    return least_researched_sections(titles, researched, 1)[0]
+
+
+def choose_query(
+    parsed: str | None, title: str, key_question: str, state: ResearchState, asked: set[str]
+) -> str:
+    """The model's query unless unusable or already asked; then the plan's own question."""
+    for query in (parsed, f"{title}: {key_question}", f"{key_question} {state['question']}"):
+        if query and query.lower() not in asked:
+            return query
+    return f"{title} {state['question']} ({len(asked)})"
 
 
 def parse_query(text: str) -> str | None:
     """The first line, without labels and quotes; None if it is not a usable query."""
     line = QUERY_LABEL.sub("", first_line(clean_model_text(text))).strip().strip("\"'`").strip()
     words = line.split()
-    if len(words) < 2 or not re.search(r"[A-Za-z]", line):
+    if len(words) < 2 or not re.search(r"[A-Za-z]", line) or DONE.match(line):
         return None
     return " ".join(words[:MAX_QUERY_WORDS])

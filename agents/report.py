@@ -13,8 +13,9 @@ from agents import prompts
 from agents.attribution import attribute
 from agents.citations import cited_numbers, remap_citations
 from agents.context import ResearchContext
+from agents.evolve import evolve
 from agents.state import ResearchState
-from agents.text import clean_model_text
+from agents.text import clean_model_text, split_sentences
 from ttdr.models import Citation, EventKind, Report, Source, Stage
 
 UNSUPPORTED_NOTE = (
@@ -24,43 +25,101 @@ UNSUPPORTED_NOTE = (
 
 def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
     ctx = runtime.context
-    plan, sections = state["plan"], state["sections"]
+    plan = state["plan"]
+    sections = state["sections"] if ctx.config.denoise else summarise_answers(state)
+    question = state["question"]
     with ctx.stage(Stage.report, "Writing the final report"):
-        digest = "\n".join(
-            f"- {s.title}: {body.strip()[:300]}"
-            for s, body in zip(plan.sections, sections, strict=True)
-        )
-        prompt = prompts.SUMMARY.format(question=state["question"], digest=digest)
-        written = clean_model_text(
-            ctx.write(Stage.report, prompts.chat(prompt)),
-            heading="Summary",
-            instruction=prompts.SUMMARY,
-        )
         sources = ctx.store.sources(ctx.run_id)
         excerpts = {s.number: s.excerpt for s in sources}
-        summary = attribute(written, excerpts, keep_unsupported=True).text
-        parts = [f"# {state['question']}", "## Summary", summary or "(No summary was generated.)"]
-        for section, body in zip(plan.sections, sections, strict=True):
+        ledger = CitationLedger(excerpts)
+        checked = [ledger.check(body) for body in sections]
+        digest = "\n".join(
+            f"- {s.title}: {body.strip()[:300]}"
+            for s, body in zip(plan.sections, checked, strict=True)
+        )
+        template = ctx.prompt("report")
+        prompt = template.format(question=question, digest=digest)
+
+        def write(temperature: float, seed: int) -> str:
+            text = ctx.write(Stage.report, prompts.chat(prompt), temperature=temperature, seed=seed)
+            return clean_model_text(text, heading="Summary", instruction=template)
+
+        summary = ledger.check(evolve(ctx, "report", question, write).text)
+        parts = [f"# {question}", "## Summary", summary or "(No summary was generated.)"]
+        for section, body in zip(plan.sections, checked, strict=True):
             parts += [f"## {section.title}", body.strip()]
             if not cited_numbers(body):
                 parts.append(UNSUPPORTED_NOTE)
-        report, dropped = build_report(
-            ctx.run_id, state["question"], "\n\n".join(parts) + "\n", sources
-        )
+        report, dropped = build_report(ctx.run_id, question, "\n\n".join(parts) + "\n", sources)
     ctx.store.save_report(report)
-    if dropped:
+    covered = sum(1 for body in checked if cited_numbers(body))
+    ctx.citation_stats = {
+        **ledger.counts(),
+        "unresolved_removed": len(dropped),
+        "sections": len(plan.sections),
+        "sections_with_citations": covered,
+    }
+    if ledger.moved or ledger.unsupported or dropped:
         ctx.emit(
             Stage.report,
             EventKind.warning,
-            f"Removed citations that match no retrieved source: {sorted(set(dropped))}",
+            f"Citation check: {ledger.moved} attached or moved to the source that supports the "
+            f"sentence, "
+            f"{ledger.unsupported} removed as unsupported, {len(dropped)} removed as unresolved",
         )
+    reason = state.get("stop_reason") or "iteration limit reached"
     ctx.emit(
         Stage.report,
         EventKind.finished,
-        f"Report written with {len(report.references)} references",
+        f"Report written with {len(report.references)} references (loop ended: {reason})",
         references=len(report.references),
+        stop_reason=reason,
     )
-    return {"stop_reason": state.get("stop_reason") or "iteration limit reached"}
+    return {"stop_reason": reason}
+
+
+def summarise_answers(state: ResearchState) -> list[str]:
+    """Without denoising (the search-and-summarise baseline): each section is its answers,
+    or the first draft's text when it got none."""
+    bodies = []
+    for section, draft in zip(state["plan"].sections, state["sections"], strict=True):
+        answers = [qa.answer for qa in state.get("qa_pairs", []) if qa.section == section.title]
+        bodies.append(" ".join(a for a in answers if a) or draft)
+    return bodies
+
+
+class CitationLedger:
+    """Re-checks every cited sentence against the text its source actually gave this run."""
+
+    def __init__(self, excerpts: dict[int, str]) -> None:
+        self.excerpts = excerpts
+        self.markers = self.kept = self.moved = self.unsupported = 0
+
+    def check(self, text: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            claimed = cited_numbers(paragraph)
+            result = attribute(paragraph, self.excerpts, keep_unsupported=True)
+            self.markers += sum(len(cited_numbers(s)) for s in _sentences_with_markers(paragraph))
+            self.kept += len(set(claimed) & set(result.cited))
+            self.moved += len(set(result.cited) - set(claimed))
+            self.unsupported += len(set(claimed) - set(result.cited))
+            paragraphs.append(result.text if result.text else paragraph)
+        return "\n\n".join(p for p in paragraphs if p.strip())
+
+    def counts(self) -> dict[str, int | float]:
+        valid = self.kept / (self.kept + self.unsupported) if self.kept + self.unsupported else 1.0
+        return {
+            "markers": self.markers,
+            "kept": self.kept,
+            "moved": self.moved,
+            "unsupported": self.unsupported,
+            "validity_rate": round(valid, 3),
+        }
+
+
+def _sentences_with_markers(paragraph: str) -> list[str]:
+    return [s for s in split_sentences(paragraph) if cited_numbers(s)]
 
 
 def build_report(

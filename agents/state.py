@@ -13,8 +13,13 @@ from ttdr.models import Plan, QAPair
 
 
 class SearchTask(TypedDict):
+    """One search question of a denoising step, aimed at one section of the draft."""
+
+    question: str  # the research question
     section: int
+    section_title: str
     query: str
+    iteration: int
 
 
 class ResearchState(TypedDict, total=False):
@@ -22,9 +27,9 @@ class ResearchState(TypedDict, total=False):
     plan: Plan
     sections: list[str]  # the current draft, one body per plan section, in plan order
     iteration: int  # denoising steps completed
-    task: SearchTask  # the search question of the step in progress
-    last_answer: QAPair | None
+    tasks: list[SearchTask]  # the search questions of the step in progress
     qa_pairs: Annotated[list[QAPair], operator.add]
+    source_count: int  # sources retrieved before the step in progress
     stop_reason: str
 
 
@@ -34,3 +39,13 @@ def render_draft(plan: Plan, sections: list[str]) -> str:
         f"## {s.title}\n\n{body.strip()}" for s, body in zip(plan.sections, sections, strict=True)
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def section_spans(plan: Plan, sections: list[str]) -> list[tuple[int, int]]:
+    """Character span of each section body inside `render_draft`'s text."""
+    spans, cursor = [], 0
+    for index, (section, body) in enumerate(zip(plan.sections, sections, strict=True)):
+        cursor += len(f"## {section.title}\n\n")
+        spans.append((cursor, cursor + len(body.strip())))
+        cursor += len(body.strip()) + (2 if index < len(sections) - 1 else 1)
+    return spans

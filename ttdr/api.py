@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ttdr.config import Settings
-from ttdr.errors import DocsPathError, InvalidQuestionError, RunStopped
+from ttdr.errors import DocsPathError, InvalidQuestionError, RunNotResumableError, RunStopped
 from ttdr.models import (
     EventKind,
     Report,
@@ -46,6 +46,7 @@ class Researcher:
         self.config = config or self.settings.research_config()
         self.store = Store(self.settings.db_path)
         self._generator = generator
+        self._saver = None
 
     # -- research -------------------------------------------------------------------------
 
@@ -68,6 +69,32 @@ class Researcher:
         question = validate_question(question)
         validate_docs(self.config.docs)
         run_id = self.store.create_run(question, self.config)
+        yield from self._execute(run_id, question, stop=stop, resuming=False)
+
+    def resume(self, run_id: str) -> Report:
+        """Continue an interrupted, failed or killed run to its report."""
+        for run_event in self.stream_resume(run_id):
+            run_id = run_event.run_id
+        report = self.store.report(run_id)
+        if report is None:
+            raise RuntimeError(f"run {run_id} finished without a report")
+        return report
+
+    def stream_resume(
+        self, run_id: str, *, stop: threading.Event | None = None
+    ) -> Iterator[RunEvent]:
+        """Like `stream`, for a run that stopped early: finished nodes are not redone (the
+        graph continues from its last checkpoint) and the run keeps its own settings."""
+        run = self.store.get_run(run_id)
+        if run.status is RunStatus.done:
+            raise RunNotResumableError(f"run {run.id} is already done: nothing to resume.")
+        self.config = run.config
+        self.store.set_status(run.id, RunStatus.running)
+        yield from self._execute(run.id, run.question, stop=stop, resuming=True)
+
+    def _execute(
+        self, run_id: str, question: str, *, stop: threading.Event | None, resuming: bool
+    ) -> Iterator[RunEvent]:
         started = time.monotonic()
 
         def run_event(kind: EventKind, message: str, **data) -> RunEvent:
@@ -84,7 +111,8 @@ class Researcher:
 
         context = None
         try:
-            yield run_event(EventKind.started, f"Research started: {question}", question=question)
+            verb = "resumed" if resuming else "started"
+            yield run_event(EventKind.started, f"Research {verb}: {question}", question=question)
             retriever, index_messages = self._prepare_retrieval(question)
             for message in index_messages:
                 yield run_event(EventKind.progress, message)
@@ -98,8 +126,10 @@ class Researcher:
             )
             context = self._context(run_id, generator, retriever, started)
             context.stop = stop
-            yield from self._run_graph(question, context)
+            context.prompts = self._choose_prompts(run_id, resuming)
+            yield from self._run_graph(question, context, resuming)
             self.store.set_status(run_id, RunStatus.done)
+            self._evolve_prompts(context)
             yield run_event(EventKind.finished, "Research finished; report saved", run_id=run_id)
         except (KeyboardInterrupt, GeneratorExit, RunStopped) as exc:
             how = f"by {exc.args[0]}" if isinstance(exc, KeyboardInterrupt) and exc.args else ""
@@ -117,11 +147,52 @@ class Researcher:
             if context is not None:
                 self.store.save_stats(run_id, context.stats_summary())
 
-    def _run_graph(self, question: str, context) -> Iterator[RunEvent]:
+    def _run_graph(self, question: str, context, resuming: bool) -> Iterator[RunEvent]:
+        """Run (or continue) the graph; LangGraph checkpoints every step under the run id."""
         from agents.graph import build_graph
 
-        graph = build_graph()
-        yield from graph.stream({"question": question}, context=context, stream_mode="custom")
+        graph = build_graph(checkpointer=self._checkpointer())
+        config = {"configurable": {"thread_id": context.run_id}}
+        start = {"question": question}
+        if resuming and graph.get_state(config).next:
+            start = None  # continue after the last finished step
+        yield from graph.stream(
+            start, config, context=context, stream_mode="custom", durability="sync"
+        )
+
+    def _checkpointer(self):
+        if self._saver is None:
+            self._saver = open_checkpointer(self.settings.home / "checkpoints.db")
+        return self._saver
+
+    def _choose_prompts(self, run_id: str, resuming: bool) -> dict:
+        """This run's component prompts: the fittest (or an explored) version of each; a
+        resumed run keeps the versions it started with."""
+        from agents.prompt_book import PromptBook
+        from ttdr.store import PromptStore
+
+        book = PromptBook(PromptStore(self.store), seed=hash(run_id) & 0xFFFF)
+        stats = self.store.get_run(run_id).stats
+        resumed = resuming and stats.get("prompts")
+        chosen = book.load(stats["prompts"]) if resumed else book.choose()
+        self.store.save_stats(run_id, {**stats, "prompts": {c: p.id for c, p in chosen.items()}})
+        return chosen
+
+    def _evolve_prompts(self, context) -> None:
+        """After a finished run: each prompt's fitness takes its judge scores, and the
+        harshest critique of a component proposes a mutated prompt for later runs."""
+        from agents.prompt_book import PromptBook
+        from ttdr.store import PromptStore
+
+        prompts = PromptStore(self.store)
+        book = PromptBook(prompts)
+        for component, chosen in context.prompts.items():
+            verdicts = context.verdicts.get(component, [])
+            score = sum(v.score for v in verdicts) / len(verdicts) if verdicts else None
+            prompts.record(chosen.id, score)
+            critiques = [v for v in verdicts if v.critique]
+            if critiques:
+                book.mutate(chosen, min(critiques, key=lambda v: v.score).critique)
 
     def _prepare_retrieval(self, question: str):
         """Index the run's documents, then check that some search backend can answer."""
@@ -190,7 +261,23 @@ class Researcher:
         return self.store.events(self.store.resolve_id(run_id))
 
     def delete_run(self, run_id: str) -> str:
-        return self.store.delete_run(run_id)
+        run_id = self.store.delete_run(run_id)
+        self._checkpointer().delete_thread(run_id)
+        return run_id
+
+
+def open_checkpointer(path: Path):
+    """LangGraph's SQLite checkpointer in its own file (one writer per file avoids locks with
+    the history database), allowed to restore ttdr's own state types."""
+    import sqlite3
+
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state_types = [("ttdr.models", name) for name in ("Plan", "PlanSection", "QAPair")]
+    serde = JsonPlusSerializer(allowed_msgpack_modules=state_types)
+    return SqliteSaver(sqlite3.connect(path, check_same_thread=False), serde=serde)
 
 
 def open_index(settings: Settings):

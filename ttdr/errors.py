@@ -32,3 +32,7 @@ class ModelUnavailableError(TtdrError):
 class RunStopped(TtdrError):
     """A caller asked a running research to stop (the UI's Stop button); like Ctrl-C, the run
     is kept as `interrupted` with everything written so far."""
+
+
+class RunNotResumableError(TtdrError):
+    """Only runs that stopped early (interrupted, failed, killed) can be resumed."""

@@ -38,6 +38,7 @@ class Stage(StrEnum):
     answer = "answer"
     revise = "revise"
     report = "report"
+    judge = "judge"
 
 
 class EventKind(StrEnum):
@@ -61,6 +62,20 @@ class ResearchConfig(BaseModel):
     passages_per_answer: int = Field(4, ge=1, le=12, description="Passages shown to the answerer.")
     seed: int = Field(0, description="Seed for sampling, so runs are repeatable.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
+    questions_per_step: int = Field(
+        2, ge=1, le=8, description="Search questions per denoising step, answered in parallel."
+    )
+    denoise: bool = Field(
+        True,
+        description="Revise the draft with each step's answers (TTD-DR); off: the report is "
+        "assembled from the answers, a search-and-summarise baseline.",
+    )
+    evolve: list[Literal["plan", "questions", "answer", "report"]] = Field(
+        default_factory=lambda: ["plan", "report"],
+        description="Components improved by self-evolution (variants, judge, revise, merge).",
+    )
+    variants: int = Field(2, ge=1, le=8, description="Self-evolution: initial variants.")
+    evolution_rounds: int = Field(1, ge=0, le=4, description="Self-evolution: revise rounds.")
 
 
 class PlanSection(BaseModel):

@@ -54,6 +54,7 @@ class RunRow(SQLModel, table=True):
 
 class DraftRow(SQLModel, table=True):
     __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("run_id", "iteration"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", index=True)
     iteration: int
@@ -64,6 +65,7 @@ class DraftRow(SQLModel, table=True):
 
 class QARow(SQLModel, table=True):
     __tablename__ = "qa_pairs"
+    __table_args__ = (UniqueConstraint("run_id", "iteration", "question"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", index=True)
     iteration: int
@@ -210,15 +212,18 @@ class Store:
     # -- run contents ---------------------------------------------------------------------
 
     def add_draft(self, run_id: str, draft: DraftVersion) -> None:
-        self._add(
-            DraftRow(
-                run_id=run_id,
-                iteration=draft.iteration,
-                text=draft.text,
-                changed_json=json.dumps(draft.changed_sections),
-                created_at=draft.created_at,
-            )
-        )
+        """One version per iteration: a step re-run after a resume replaces its own draft."""
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(DraftRow).where(
+                    DraftRow.run_id == run_id, DraftRow.iteration == draft.iteration
+                )
+            ).first() or DraftRow(run_id=run_id, iteration=draft.iteration)
+            row.text = draft.text
+            row.changed_json = json.dumps(draft.changed_sections)
+            row.created_at = draft.created_at
+            session.add(row)
+            session.commit()
 
     def drafts(self, run_id: str) -> list[DraftVersion]:
         with Session(self.engine) as session:
@@ -236,16 +241,20 @@ class Store:
         ]
 
     def add_qa(self, run_id: str, qa: QAPair) -> None:
-        self._add(
-            QARow(
-                run_id=run_id,
-                iteration=qa.iteration,
-                section=qa.section,
-                question=qa.question,
-                answer=qa.answer,
-                sources_json=json.dumps(qa.source_numbers),
-            )
-        )
+        """Keyed by step and question, so a re-run branch replaces its own answer."""
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(QARow).where(
+                    QARow.run_id == run_id,
+                    QARow.iteration == qa.iteration,
+                    QARow.question == qa.question,
+                )
+            ).first() or QARow(run_id=run_id, iteration=qa.iteration, question=qa.question)
+            row.section = qa.section
+            row.answer = qa.answer
+            row.sources_json = json.dumps(qa.source_numbers)
+            session.add(row)
+            session.commit()
 
     def qa_pairs(self, run_id: str) -> list[QAPair]:
         with Session(self.engine) as session:
@@ -400,6 +409,74 @@ class Store:
             drafts=count(DraftRow),
             sources=count(SourceRow),
         )
+
+
+class PromptRow(SQLModel, table=True):
+    """One version of a component's prompt; fitness is the mean judge score of its outputs."""
+
+    __tablename__ = "prompt_versions"
+    id: int | None = Field(default=None, primary_key=True)
+    component: str = Field(index=True)
+    text: str
+    parent_id: int | None = None
+    fitness: float | None = None
+    uses: int = 0
+    scored: int = 0
+    note: str = ""
+    created_at: datetime
+
+
+class PromptStore:
+    """The prompt population, in the same database as the history."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+
+    def versions(self, component: str | None = None) -> list[PromptRow]:
+        with Session(self.engine) as session:
+            query = select(PromptRow).order_by(col(PromptRow.component), col(PromptRow.id))
+            if component is not None:
+                query = query.where(PromptRow.component == component)
+            return list(session.exec(query).all())
+
+    def get(self, prompt_id: int) -> PromptRow | None:
+        with Session(self.engine) as session:
+            return session.get(PromptRow, prompt_id)
+
+    def add(
+        self, component: str, text: str, *, parent_id: int | None = None, note: str = ""
+    ) -> PromptRow:
+        row = PromptRow(
+            component=component, text=text, parent_id=parent_id, note=note, created_at=utc_now()
+        )
+        with Session(self.engine) as session:
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return row
+
+    def record(self, prompt_id: int, score: float | None) -> None:
+        """Count a use; a judged use moves the fitness towards its score (a running mean)."""
+        with Session(self.engine) as session:
+            row = session.get(PromptRow, prompt_id)
+            if row is None:
+                return
+            row.uses += 1
+            if score is not None:
+                row.scored += 1
+                previous = row.fitness or 0.0
+                row.fitness = previous + (score - previous) / row.scored
+            session.add(row)
+            session.commit()
+
+    def reset(self, component: str | None = None) -> int:
+        with Session(self.engine) as session:
+            query = delete(PromptRow)
+            if component is not None:
+                query = query.where(PromptRow.component == component)
+            result = session.exec(query)
+            session.commit()
+            return result.rowcount
 
 
 def _source(row: SourceRow) -> Source:

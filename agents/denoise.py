@@ -1,0 +1,123 @@
+"""The denoising step, R(t-1) → R(t): the sections this step's answers touch are rewritten in
+place with the evidence; every other section keeps its exact text.
+
+With the dLLM engine the rewrite is an edit of the draft itself (`engine.rewrite` over the
+section's span: in place for bidirectional models, suffix-in-prompt for block-causal ones).
+Every source the section or the evidence cited must still be cited afterwards, and the new
+evidence must still be there (the citation ledger checks each sentence); a rewrite that loses
+either is discarded and the evidence is appended as answered, so a step never loses evidence.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from langgraph.runtime import Runtime
+
+from agents import prompts
+from agents.attribution import attribute, support
+from agents.citations import cited_numbers
+from agents.context import ResearchContext
+from agents.state import ResearchState, render_draft, section_spans
+from agents.text import clean_model_text
+from backends.llm.engine import Span
+from ttdr.models import DraftVersion, EventKind, Plan, QAPair, Stage
+
+# The share of the evidence's content words a rewrite must keep to count as absorbing it.
+MIN_EVIDENCE_COVERAGE = 0.3
+
+
+def denoise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
+    ctx = runtime.context
+    plan = state["plan"]
+    iteration = state["iteration"] + 1
+    sections = list(state["sections"])
+    step_answers = [qa for qa in state.get("qa_pairs", []) if qa.iteration == iteration]
+    touched = answers_by_section(plan, step_answers)
+    changed: list[str] = []
+
+    with ctx.stage(Stage.revise, f"Denoising draft R{iteration - 1}", iteration=iteration):
+        if ctx.config.denoise and touched:
+            sources = {s.number: s.excerpt for s in ctx.store.sources(ctx.run_id)}
+            for index, evidence in touched.items():
+                revised = revise_section(
+                    ctx, state["question"], plan, sections, index, evidence, sources
+                )
+                if revised != sections[index]:
+                    sections[index] = revised
+                    changed.append(plan.sections[index].title)
+
+    draft = DraftVersion(
+        iteration=iteration, text=render_draft(plan, sections), changed_sections=changed
+    )
+    ctx.store.add_draft(ctx.run_id, draft)
+    source_count = len(ctx.store.sources(ctx.run_id))
+    new_sources = source_count - state.get("source_count", 0)
+    what = f"revised {', '.join(repr(t) for t in changed)}" if changed else "unchanged"
+    ctx.emit(
+        Stage.revise,
+        EventKind.finished,
+        f"Draft R{iteration}: {what}; {new_sources} new source(s)",
+        iteration=iteration,
+        draft_version=iteration,
+        changed_sections=changed,
+        new_sources=new_sources,
+    )
+    update = {"sections": sections, "iteration": iteration, "source_count": source_count}
+    if new_sources == 0:
+        update["stop_reason"] = f"step {iteration} brought no new source"
+    return update
+
+
+def answers_by_section(plan: Plan, answers: list[QAPair]) -> dict[int, str]:
+    """The evidence per section index, from the answers that have any."""
+    titles = {s.title: i for i, s in enumerate(plan.sections)}
+    grouped: dict[int, list[str]] = defaultdict(list)
+    for qa in answers:
+        if qa.answer and qa.section in titles:
+            grouped[titles[qa.section]].append(qa.answer)
+    return {index: " ".join(texts) for index, texts in sorted(grouped.items())}
+
+
+def revise_section(
+    ctx: ResearchContext,
+    question: str,
+    plan: Plan,
+    sections: list[str],
+    index: int,
+    evidence: str,
+    sources: dict[int, str],
+) -> str:
+    current = sections[index]
+    written = rewrite_span(ctx, question, plan, sections, index, evidence)
+    revised = attribute(written, sources, keep_unsupported=True)
+    must_keep = set(cited_numbers(current)) | set(cited_numbers(evidence))
+    kept_evidence = support(evidence, revised.text) >= MIN_EVIDENCE_COVERAGE
+    if not must_keep <= set(revised.cited) or not kept_evidence:
+        return f"{current.rstrip()}\n\n{evidence}".strip()
+    return revised.text
+
+
+def rewrite_span(
+    ctx: ResearchContext, question: str, plan: Plan, sections: list[str], index: int, evidence: str
+) -> str:
+    """The section's new text from the engine's in-place rewrite, or a chat prompt for
+    generators that cannot edit a document."""
+    title = plan.sections[index].title
+    rewrite = getattr(ctx.generator, "rewrite", None)
+    if rewrite is None:
+        prompt = prompts.REVISE_SECTION.format(
+            question=question, title=title, section_text=sections[index], evidence=evidence
+        )
+        text = ctx.write(Stage.revise, prompts.chat(prompt), ctx.config.section_tokens + 64)
+        return clean_model_text(text, heading=title, instruction=prompts.REVISE_SECTION)
+    draft = render_draft(plan, sections)
+    start, end = section_spans(plan, sections)[index]
+    instruction = prompts.REVISE_INSTRUCTION.format(
+        question=question, title=title, evidence=evidence
+    )
+    edit = rewrite(draft, Span(start, end), instruction)
+    ctx.account(Stage.revise, edit.stats)
+    return clean_model_text(
+        edit.replacements[0], heading=title, instruction=prompts.REVISE_INSTRUCTION
+    )
