@@ -18,7 +18,13 @@ from rich.table import Table
 
 from ttdr import __version__
 from ttdr.config import Settings
-from ttdr.errors import DocsPathError, InvalidQuestionError, RunNotFoundError, TtdrError
+from ttdr.errors import (
+    DocsPathError,
+    InvalidQuestionError,
+    RunNotFoundError,
+    RunNotResumableError,
+    TtdrError,
+)
 from ttdr.models import RunStatus, SearchMode
 
 app = typer.Typer(
@@ -31,13 +37,20 @@ history_app = typer.Typer(help="Saved research runs.", no_args_is_help=True)
 index_app = typer.Typer(help="The local document index.", no_args_is_help=True)
 models_app = typer.Typer(help="Models ttdr can use.", invoke_without_command=True)
 bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
+prompts_app = typer.Typer(help="The evolving prompt population.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
 app.add_typer(index_app, name="index")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(prompts_app, name="prompts")
 
 err = Console(stderr=True, soft_wrap=True)
-INPUT_ERRORS = (InvalidQuestionError, DocsPathError, RunNotFoundError)
+INPUT_ERRORS = (
+    InvalidQuestionError,
+    DocsPathError,
+    RunNotFoundError,
+    RunNotResumableError,
+)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -91,7 +104,10 @@ def main_options(
 
 @app.command()
 def research(
-    question: Annotated[str, typer.Argument(help="What to research.")],
+    question: Annotated[str | None, typer.Argument(help="What to research.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue a run that stopped early.")
+    ] = None,
     iterations: Annotated[
         int | None, typer.Option("--iterations", "-n", min=0, max=50, help="Denoising steps.")
     ] = None,
@@ -113,6 +129,8 @@ def research(
 
     if fmt not in ("md", "json"):
         raise fail(f"--format must be md or json, not {fmt!r}", 2)
+    if resume is None and question is None:
+        raise fail('Give a question (ttdr research "...") or --resume RUN_ID.', 2)
     settings = Settings()
     config = settings.research_config(
         iterations=iterations, search=search, docs=docs or [], model=model
@@ -123,8 +141,11 @@ def research(
 
     def run() -> None:
         nonlocal run_id
+        events = (
+            researcher.stream_resume(resume) if resume is not None else researcher.stream(question)
+        )
         with ProgressView(err, config.iterations, quiet=quiet) as view:
-            for event in researcher.stream(question):
+            for event in events:
                 run_id = event.run_id
                 view.show(event)
         text = export_run(researcher.get_run(run_id), fmt)
@@ -389,6 +410,114 @@ def family_decoding(family) -> str:
     cache = "dual" if family.attention == "bidirectional" else "exact"
     policy = DecodePolicy(block_size=family.block_size, threshold=family.threshold)
     return describe_decoding(family.attention, policy, cache)
+
+
+# -- prompts --------------------------------------------------------------------------------
+
+
+def _prompt_store():
+    from ttdr.store import PromptStore
+
+    return PromptStore(_store())
+
+
+@prompts_app.command("list")
+def prompts_list() -> None:
+    """Prompt versions per component: fitness (mean judge score), uses, parent."""
+    versions = _prompt_store().versions()
+    if not versions:
+        err.print("No prompt versions yet: the first research run seeds them.")
+        return
+    table = Table("id", "component", "fitness", "uses", "parent", "note")
+    for v in versions:
+        fitness = f"{v.fitness:.2f}" if v.fitness is not None else "—"
+        parent = str(v.parent_id) if v.parent_id else ""
+        table.add_row(str(v.id), v.component, fitness, str(v.uses), parent, escape(v.note))
+    print_table(table)
+
+
+@prompts_app.command("show")
+def prompts_show(
+    component: Annotated[str, typer.Argument(help="plan, questions, answer or report.")],
+) -> None:
+    """Every version of one component's prompt, fittest first."""
+    from agents.prompt_book import SEEDS
+
+    if component not in SEEDS:
+        raise fail(f"unknown component {component!r}: use one of {', '.join(SEEDS)}", 2)
+    versions = _prompt_store().versions(component)
+    if not versions:
+        err.print(f"No versions of {component} yet; the seed is:")
+        sys.stdout.write(SEEDS[component] + "\n")
+        return
+    ranked = sorted(versions, key=lambda v: (v.fitness is None, -(v.fitness or 0), v.id))
+    for v in ranked:
+        fitness = f"{v.fitness:.2f}" if v.fitness is not None else "untried"
+        err.print(f"[bold]#{v.id}[/] fitness {fitness}, uses {v.uses}, parent {v.parent_id}")
+        sys.stdout.write(v.text + "\n\n")
+
+
+@prompts_app.command("reset")
+def prompts_reset(
+    component: Annotated[str | None, typer.Argument(help="One component, or all.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Forget evolved prompts; the next run starts again from the seeds."""
+    what = component or "all components"
+    if not yes and not typer.confirm(f"Delete every prompt version of {what}?"):
+        raise typer.Exit(1)
+    removed = _prompt_store().reset(component)
+    err.print(f"Removed {removed} prompt version(s) of {what}")
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_command(
+    questions: Annotated[Path, typer.Argument(help='JSONL: one {"question": ...} per line.')],
+    out: Annotated[Path, typer.Option(help="Folder for eval.json and eval.md.")] = Path(
+        "ttdr-eval"
+    ),
+    label: Annotated[str, typer.Option(help="A name for this run set.")] = "ttdr",
+    compare_with: Annotated[
+        Path | None, typer.Option("--compare", help="An earlier eval.json to judge against.")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", "-n", min=0)] = None,
+    search: Annotated[SearchMode | None, typer.Option()] = None,
+    docs: Annotated[list[Path] | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    no_denoise: Annotated[bool, typer.Option(help="Ablation: no draft revision.")] = False,
+    no_evolve: Annotated[bool, typer.Option(help="Ablation: no self-evolution.")] = False,
+) -> None:
+    """Research each question; write a table of timings, sources and citation quality."""
+    import json
+
+    from ttdr.api import Researcher
+    from ttdr.evaluation import compare, evaluate, markdown_table, read_questions
+
+    settings = Settings()
+    overrides = {"iterations": iterations, "search": search, "docs": docs or [], "model": model}
+    if no_denoise:
+        overrides["denoise"] = False
+    if no_evolve:
+        overrides |= {"evolve": [], "variants": 1, "evolution_rounds": 0}
+
+    def run() -> None:
+        items = read_questions(questions)
+        researcher = Researcher(settings.research_config(**overrides), settings=settings)
+        result = evaluate(researcher, items, label=label)
+        if compare_with is not None:
+            baseline = json.loads(compare_with.read_text(encoding="utf-8"))
+            result["compare"] = compare(researcher, result, baseline)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        table = markdown_table(result)
+        (out / "eval.md").write_text(table, encoding="utf-8")
+        sys.stdout.write(table)
+        err.print(f"Wrote {escape(str(out / 'eval.json'))} and eval.md")
+
+    guarded(run)
 
 
 # -- benchmarks -----------------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""TTD-DR in full on a tiny real model, the fixture corpus and real SQLite: stop rules,
+resuming after a hard kill, the evolving prompt population, and `ttdr eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.judge import parse_verdict
+from agents.prompt_book import SEEDS, PromptBook
+from agents.questions import parse_query
+from tests.conftest import CORPUS
+from ttdr import Researcher
+from ttdr.cli import app
+from ttdr.errors import RunNotResumableError, RunStopped
+from ttdr.models import EventKind, RunStatus, Stage
+from ttdr.store import PromptStore, Store
+
+QUESTION = "Why does the ocean have tides?"
+
+
+def test_the_loop_stops_when_a_step_brings_no_new_source(settings, tiny_config, tmp_path) -> None:
+    corpus = tmp_path / "one-doc"
+    corpus.mkdir()
+    (corpus / "tides.md").write_text((CORPUS / "tides.html").read_text(), encoding="utf-8")
+    config = tiny_config.model_copy(update={"docs": [corpus], "iterations": 6})
+    researcher = Researcher(config, settings=settings)
+    run = researcher.get_run(researcher.run(QUESTION).run_id)
+    assert [d.iteration for d in run.drafts_list] == [0, 1, 2]
+    assert len(run.sources_list) == 1
+    finished = [e for e in researcher.events(run.id) if e.stage is Stage.report]
+    assert "step 2 brought no new source" in finished[-1].message
+
+
+def test_done_is_read_as_the_end_of_research_not_as_a_query() -> None:
+    assert parse_query("DONE") is None
+    assert parse_query("Done.") is None
+    assert parse_query("tidal range Bay of Fundy") == "tidal range Bay of Fundy"
+
+
+def test_a_run_stopped_midway_resumes_without_redoing_finished_nodes(settings, tiny_config) -> None:
+    researcher = Researcher(tiny_config.model_copy(update={"iterations": 3}), settings=settings)
+    stop = threading.Event()
+    run_id = None
+    with pytest.raises(RunStopped):
+        for event in researcher.stream(QUESTION, stop=stop):
+            run_id = event.run_id
+            if event.stage is Stage.revise and event.kind is EventKind.finished:
+                stop.set()  # after denoising step 1
+    assert researcher.get_run(run_id).status is RunStatus.interrupted
+
+    report = Researcher(settings=settings).resume(run_id)
+    run = researcher.get_run(run_id)
+    assert run.status is RunStatus.done and report.run_id == run_id
+    assert [d.iteration for d in run.drafts_list] == sorted({d.iteration for d in run.drafts_list})
+    events = researcher.events(run_id)
+    assert sum(e.stage is Stage.plan and e.kind is EventKind.finished for e in events) == 1
+    assert sum(e.message == "Draft R0 written" for e in events) == 1
+    with pytest.raises(RunNotResumableError):
+        researcher.resume(run_id)
+
+
+def test_a_run_killed_with_sigkill_resumes_to_completion(home, tiny_model) -> None:
+    """A separate process killed hard mid-loop: no handler runs, the checkpoints remain."""
+    env = dict(os.environ, TTDR_HOME=str(home), TTDR_SECTION_TOKENS="64")
+    command = [sys.executable, "-m", "ttdr.cli", "research", QUESTION, "--model", str(tiny_model)]
+    command += ["--search", "local", "--docs", str(CORPUS), "-n", "4"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = home / "ttdr.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and drafts(db) < 1:
+        time.sleep(0.05)
+    assert drafts(db) >= 1, "the run never wrote its first draft"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    (before,) = Store(db).list_runs()
+    assert before.status is RunStatus.running  # nobody could record the kill
+    kept = [d.text for d in Store(db).drafts(before.id)]
+
+    result = CliRunner().invoke(app, ["research", "--resume", before.id[:8]])
+    assert result.exit_code == 0, result.output
+    run = Store(db).get_run(before.id)
+    assert run.status is RunStatus.done and run.report is not None
+    assert [d.text for d in run.drafts_list][: len(kept)] == kept  # nothing lost or rewritten
+    events = Store(db).events(before.id)
+    assert sum(e.stage is Stage.plan and e.kind is EventKind.finished for e in events) == 1
+    assert sum(e.message == "Draft R0 written" for e in events) == 1
+    assert "Research resumed" in result.stderr
+
+
+def drafts(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM drafts").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_prompt_fitness_and_uses_update_after_runs(settings, tiny_config) -> None:
+    config = tiny_config.model_copy(update={"iterations": 1, "evolve": ["plan", "report"]})
+    Researcher(config, settings=settings).run(QUESTION)
+    Researcher(config, settings=settings).run(QUESTION)
+    prompts = PromptStore(Store(settings.db_path))
+    by_component = {c: prompts.versions(c) for c in SEEDS}
+    assert all(by_component.values()), "every component's seed is in the population"
+    assert sum(v.uses for v in by_component["plan"]) == 2
+    judged = [v for v in by_component["plan"] + by_component["report"] if v.scored]
+    assert judged and all(1 <= v.fitness <= 10 for v in judged)
+    assert all(v.fitness is None for v in by_component["answer"])  # never judged: no fitness
+
+
+def test_critiques_grow_the_population_and_the_fitter_prompt_wins(tmp_path) -> None:
+    prompts = PromptStore(Store(tmp_path / "p.db"))
+    book = PromptBook(prompts, exploration=0.0)
+    seed = book.choose()["plan"]
+    child = book.mutate(seed, "The plan misses the economic impact of tides. Also other things.")
+    assert child is not None and child.parent_id == seed.id
+    assert child.text.endswith("Also: The plan misses the economic impact of tides.")
+    assert "{question}" in child.text and "{count}" in child.text
+    braced = book.mutate(seed, "Name the {question} in every section heading.")
+    assert braced is not None and "Also: Name the (question) in every" in braced.text
+    assert book.mutate(seed, "Too short") is None  # not a usable piece of advice
+    prompts.record(seed.id, 4.0)
+    prompts.record(child.id, 8.0)
+    prompts.record(child.id, 6.0)
+    assert prompts.get(child.id).fitness == 7.0 and prompts.get(child.id).uses == 2
+    assert PromptBook(prompts, exploration=0.0).choose()["plan"].id == child.id
+    assert len(prompts.versions("plan")) == 3
+
+
+def test_judge_replies_are_read_leniently() -> None:
+    verdict = parse_verdict("Helpfulness: 7/10\ncomprehensiveness - 4\nCritique: Needs dates.")
+    assert (verdict.helpfulness, verdict.comprehensiveness, verdict.score) == (7, 4, 5.5)
+    assert verdict.critique == "Needs dates."
+    unreadable = parse_verdict("I liked it a lot")
+    assert (unreadable.score, unreadable.critique) == (5.0, "")
+
+
+def test_eval_writes_a_table_and_compares_two_run_sets(
+    home, tiny_model, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TTDR_SECTION_TOKENS", "12")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "Why do tides happen?"}\n{"question": "What is BM25?"}\n')
+    common = ["--model", str(tiny_model), "--search", "local", "--docs", str(CORPUS), "-n", "1"]
+    runner = CliRunner()
+    base = runner.invoke(
+        app, ["eval", str(questions), "--out", str(tmp_path / "base"), "--label", "baseline",
+              "--no-denoise", "--no-evolve", *common],
+    )  # fmt: skip
+    assert base.exit_code == 0, base.output
+    baseline = json.loads((tmp_path / "base" / "eval.json").read_text())
+    assert baseline["config"]["denoise"] is False and baseline["config"]["evolve"] == []
+    assert [r["status"] for r in baseline["rows"]] == ["done", "done"]
+    row = baseline["rows"][0]
+    assert row["tokens"] > 0 and row["sources"] > 0 and 0 <= row["citation_validity"] <= 1
+    assert 0 <= row["plan_coverage"] <= 1 and "plan" in row["stage_wall_s"]
+    full = runner.invoke(
+        app, ["eval", str(questions), "--out", str(tmp_path / "full"), "--label", "ttd-dr",
+              "--compare", str(tmp_path / "base" / "eval.json"), *common],
+    )  # fmt: skip
+    assert full.exit_code == 0, full.output
+    result = json.loads((tmp_path / "full" / "eval.json").read_text())
+    assert result["compare"]["pairs"] == 2 and result["compare"]["against"] == "baseline"
+    assert result["compare"]["win"] + result["compare"]["tie"] + result["compare"]["loss"] == 2
+    table = (tmp_path / "full" / "eval.md").read_text()
+    assert "| Why do tides happen? | done |" in table and "pairwise vs baseline" in table
+
+
+def test_eval_rejects_a_malformed_questions_file(home, tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"q": "no question key"}\n')
+    result = CliRunner().invoke(app, ["eval", str(bad)])
+    assert result.exit_code == 1 and "bad.jsonl:1" in result.stderr
