@@ -116,7 +116,8 @@ def rewrite_span(
     instruction = prompts.REVISE_INSTRUCTION.format(
         question=question, title=title, evidence=evidence
     )
-    edit = rewrite(draft, Span(start, end), instruction)
+    # The rewritten section gets the usual per-write budget; extra slots end as end tokens.
+    edit = rewrite(draft, Span(start, end, length=ctx.config.section_tokens), instruction)
     ctx.account(Stage.revise, edit.stats)
     return clean_model_text(
         edit.replacements[0], heading=title, instruction=prompts.REVISE_INSTRUCTION

@@ -56,4 +56,5 @@ def tiny_config(tiny_model: Path) -> ResearchConfig:
         iterations=2,
         max_sections=3,
         section_tokens=12,
+        questions_per_step=2,  # exercise the parallel branches
     )

@@ -121,6 +121,8 @@ def research(
     out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Report format: md or json.")] = "md",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+    no_denoise: Annotated[bool, typer.Option(help="Skip draft revision (a baseline).")] = False,
+    no_evolve: Annotated[bool, typer.Option(help="Skip self-evolution (faster).")] = False,
 ) -> None:
     """Research a question and print (or --out) the cited report; the run is saved."""
     from ttdr.api import Researcher
@@ -133,8 +135,9 @@ def research(
         raise fail('Give a question (ttdr research "...") or --resume RUN_ID.', 2)
     settings = Settings()
     config = settings.research_config(
-        iterations=iterations, search=search, docs=docs or [], model=model
-    )
+        iterations=iterations, search=search, docs=docs or [], model=model,
+        **ablations(no_denoise, no_evolve),
+    )  # fmt: skip
     researcher = Researcher(config, settings=settings)
     run_id = None
     stop_on_signals()
@@ -172,6 +175,16 @@ def research(
     except Exception as exc:  # an unexpected failure: the run is already marked failed
         suffix = f" Run {run_id} is saved as failed with its drafts." if run_id else ""
         raise fail(f"{type(exc).__name__}: {exc}.{suffix}", 1) from exc
+
+
+def ablations(no_denoise: bool, no_evolve: bool) -> dict:
+    """Config overrides for the TTD-DR ablations (the baselines `ttdr eval` compares)."""
+    overrides: dict = {}
+    if no_denoise:
+        overrides["denoise"] = False
+    if no_evolve:
+        overrides |= {"evolve": [], "variants": 1, "evolution_rounds": 0}
+    return overrides
 
 
 # -- history --------------------------------------------------------------------------------
@@ -498,10 +511,7 @@ def eval_command(
 
     settings = Settings()
     overrides = {"iterations": iterations, "search": search, "docs": docs or [], "model": model}
-    if no_denoise:
-        overrides["denoise"] = False
-    if no_evolve:
-        overrides |= {"evolve": [], "variants": 1, "evolution_rounds": 0}
+    overrides |= ablations(no_denoise, no_evolve)
 
     def run() -> None:
         items = read_questions(questions)

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     iterations: int = 3
     section_tokens: int = 160
     search_results: int = 5
+    questions_per_step: int = 1
+    variants: int = 2
+    evolution_rounds: int = 1
     fetch_timeout_s: float = 15.0
     page_cache_ttl_s: float = Field(86400.0, description="How long fetched pages are reused.")
     embeddings: bool = Field(
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
             "iterations": self.iterations,
             "section_tokens": self.section_tokens,
             "search_results": self.search_results,
+            "questions_per_step": self.questions_per_step,
+            "variants": self.variants,
+            "evolution_rounds": self.evolution_rounds,
         }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return ResearchConfig(**base)

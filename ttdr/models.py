@@ -63,7 +63,7 @@ class ResearchConfig(BaseModel):
     seed: int = Field(0, description="Seed for sampling, so runs are repeatable.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     questions_per_step: int = Field(
-        2, ge=1, le=8, description="Search questions per denoising step, answered in parallel."
+        1, ge=1, le=8, description="Search questions per denoising step, answered in parallel."
     )
     denoise: bool = Field(
         True,
