@@ -25,6 +25,7 @@ SEEDS: dict[str, str] = {
 }
 GUIDANCE = "Also: "
 MAX_GUIDANCE_LINES = 3
+MAX_POPULATION = 8  # per component; the least fit judged versions make room
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,19 @@ class PromptBook:
         text = "\n".join([*lines, GUIDANCE + advice])
         if _fields(text) != _fields(SEEDS[chosen.component]):
             return None
-        return self.store.add(chosen.component, text, parent_id=chosen.id, note="from critique")
+        child = self.store.add(chosen.component, text, parent_id=chosen.id, note="from critique")
+        self._prune(chosen.component, keep={chosen.id, child.id})
+        return child
+
+    def _prune(self, component: str, keep: set[int]) -> None:
+        versions = self.store.versions(component)
+        judged = [
+            v for v in versions if v.fitness is not None and v.note != "seed" and v.id not in keep
+        ]
+        for worst in sorted(judged, key=lambda v: v.fitness)[
+            : max(0, len(versions) - MAX_POPULATION)
+        ]:
+            self.store.remove(worst.id)
 
 
 def _chosen(row: PromptRow) -> ChosenPrompt:

@@ -182,3 +182,18 @@ def test_eval_rejects_a_malformed_questions_file(home, tmp_path) -> None:
     bad.write_text('{"q": "no question key"}\n')
     result = CliRunner().invoke(app, ["eval", str(bad)])
     assert result.exit_code == 1 and "bad.jsonl:1" in result.stderr
+
+
+def test_the_population_stays_bounded_and_keeps_its_best(tmp_path) -> None:
+    from agents.prompt_book import MAX_POPULATION
+
+    prompts = PromptStore(Store(tmp_path / "p.db"))
+    book = PromptBook(prompts, exploration=0.0)
+    parent = book.choose()["report"]
+    for number in range(MAX_POPULATION + 4):
+        child = book.mutate(parent, f"Critique number {number} asks for more detail.")
+        prompts.record(child.id, float(number % 10))
+    versions = prompts.versions("report")
+    assert len(versions) <= MAX_POPULATION + 1
+    assert any(v.note == "seed" for v in versions)
+    assert max(v.fitness or 0 for v in versions) == 9.0

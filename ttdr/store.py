@@ -469,6 +469,11 @@ class PromptStore:
             session.add(row)
             session.commit()
 
+    def remove(self, prompt_id: int) -> None:
+        with Session(self.engine) as session:
+            session.exec(delete(PromptRow).where(PromptRow.id == prompt_id))
+            session.commit()
+
     def reset(self, component: str | None = None) -> int:
         with Session(self.engine) as session:
             query = delete(PromptRow)
