@@ -190,7 +190,10 @@ def markdown_table(result: dict[str, Any]) -> str:
         "",
         "mean: " + ", ".join(f"{k.removeprefix('mean_')}={_fmt(v)}" for k, v in summary.items()),
     ]
-    stages = sorted({s for row in result["rows"] for s in row["stage_wall_s"]})
+    # Judging is timed inside the stage it judges, so it has no wall time of its own.
+    stages = sorted(
+        {s for row in result["rows"] for s, wall in row["stage_wall_s"].items() if wall > 0}
+    )
     if stages:
         lines += ["", "| question | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
         for row in result["rows"]:
