@@ -1,0 +1,67 @@
+"""The finer settings of a new run: sizes, sampling, and self-evolution (TTD-DR §3.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from ttdr.config import Settings
+
+COMPONENTS = {
+    "plan": "Plan",
+    "questions": "Search questions",
+    "answer": "Answers",
+    "report": "Final report",
+}
+
+
+def more_settings(settings: Settings) -> dict[str, Any]:
+    """The widgets, folded away; returns the ResearchConfig fields they set."""
+    defaults = settings.research_config()  # TTDR_* settings, then the config's own defaults
+    with st.expander("More settings"):
+        a, b, c = st.columns(3)
+        chosen: dict[str, Any] = {
+            "questions_per_step": a.number_input(
+                "Search questions per step", 1, 8, defaults.questions_per_step, key="questions"
+            ),
+            "max_sections": b.number_input(
+                "Report sections (at most)", 1, 12, defaults.max_sections, key="max_sections"
+            ),
+            "section_tokens": c.number_input(
+                "Tokens per section", 8, 4096, defaults.section_tokens, key="section_tokens"
+            ),
+            "search_results": a.number_input(
+                "Search hits per question", 1, 20, defaults.search_results, key="search_results"
+            ),
+            "passages_per_answer": b.number_input(
+                "Passages per answer", 1, 12, defaults.passages_per_answer, key="passages"
+            ),
+            "temperature": c.number_input(
+                "Temperature (0 = greedy)", 0.0, 2.0, defaults.temperature, 0.1, key="temperature"
+            ),
+            "seed": a.number_input("Seed", value=defaults.seed, step=1, key="seed"),
+        }
+        chosen["denoise"] = st.toggle(
+            "Denoise the draft with each step's answers",
+            value=defaults.denoise,
+            key="denoise",
+            help="Off: the report is assembled from the answers (a search-and-summarise "
+            "baseline, to compare against).",
+        )
+        st.markdown("**Self-evolution** — variants → judge → revise with the critique → merge")
+        chosen["evolve"] = st.multiselect(
+            "Components that evolve",
+            list(COMPONENTS),
+            default=defaults.evolve,
+            format_func=COMPONENTS.__getitem__,
+            key="evolve",
+        )
+        d, e = st.columns(2)
+        chosen["variants"] = d.number_input(
+            "Variants per component", 1, 8, defaults.variants, key="variants"
+        )
+        chosen["evolution_rounds"] = e.number_input(
+            "Revision rounds", 0, 4, defaults.evolution_rounds, key="evolution_rounds"
+        )
+    return chosen
