@@ -217,3 +217,8 @@ def test_bench_retrieval_prints_json_at_a_small_scale(cli) -> None:
     report = json.loads(result.stdout)
     assert report["fetch"]["pages"] == 12 and report["fetch"]["failures"] == 0
     assert report["local_index"]["documents"] == 12
+
+
+def test_the_ui_command_is_there(cli) -> None:
+    result = cli("ui", "--help")
+    assert result.exit_code == 0 and "--port" in result.stdout

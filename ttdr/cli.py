@@ -530,6 +530,21 @@ def eval_command(
     guarded(run)
 
 
+# -- UI -------------------------------------------------------------------------------------
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Open the research UI (Streamlit) at http://ADDRESS:PORT."""
+    from ui.launch import launch
+
+    err.print(f"ttdr UI at http://{address}:{port} (Ctrl-C stops it)")
+    raise typer.Exit(launch(port, address))
+
+
 # -- benchmarks -----------------------------------------------------------------------------
 
 
