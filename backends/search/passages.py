@@ -28,12 +28,15 @@ FTS_TOKENIZER = "porter unicode61"
 BM25_WEIGHTS = (0.5, 1.0)
 _MAX_QUERY_TERMS = 32
 
-# Words that match nearly every passage; without them OR-queries rank on the words that matter.
-_STOPWORDS = frozenset(
-    """a about an and are as at be been but by can could did do does for from had has have how i
-    if in into is it its may might not of on or our should so than that the their them then there
-    these they this those to up was we were what when where which while who why will with would
-    you your""".split()  # noqa: SIM905 -- a word list reads better as prose
+# Words that match nearly every passage; without them OR-queries rank on the words that matter
+# (and the citation ledger in agents/attribution.py compares the words that carry content).
+STOPWORDS = frozenset(
+    """a about above after also among an and another any are as at be because been before being
+    between both but by can could did do does doing down during each either every for from
+    further had has have having here how i if in into is it its itself just many may might more
+    most much must not of on or our should so such than that the their them then there these
+    they this those through to under until up upon very was we were what when where which while
+    who whom whose why will with within without would you your""".split()  # noqa: SIM905 -- a word list reads better as prose
 )
 
 
@@ -78,7 +81,7 @@ def fts_match_query(query: str) -> str | None:
     """FTS5 MATCH expression: each distinct word quoted (so `-`, `:`, `AND` are not syntax),
     OR-ed so a passage needs only some of the words; None when the query has no words."""
     terms = list(dict.fromkeys(word.lower() for word in re.findall(r"\w+", query)))
-    content = [term for term in terms if term not in _STOPWORDS] or terms
+    content = [term for term in terms if term not in STOPWORDS] or terms
     if not content:
         return None
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in content[:_MAX_QUERY_TERMS])
