@@ -7,7 +7,7 @@ mapped to a stored source or removed, never shipped unresolved.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 # [3], [3, 5], [3,5], [3-4] are all written by small models; [^1] too.
 MARKER = re.compile(r"\[\^?(\d+(?:\s*[,;–-]\s*\d+)*)\]")
@@ -54,14 +54,3 @@ def remap_citations(text: str, mapping: Callable[[int], int | None]) -> tuple[st
     rewritten = MARKER.sub(replace, text)
     rewritten = re.sub(r"[ \t]+([.,;:])", r"\1", rewritten)  # no orphan space before punctuation
     return re.sub(r"[ \t]{2,}", " ", rewritten), dropped
-
-
-def append_markers(text: str, numbers: Iterable[int]) -> str:
-    """Attach markers at the end of a text, before its final full stop if it has one."""
-    markers = "".join(f"[{n}]" for n in numbers)
-    if not markers:
-        return text
-    body = text.rstrip()
-    if body.endswith("."):
-        return f"{body[:-1]} {markers}."
-    return f"{body} {markers}" if body else markers

@@ -27,10 +27,6 @@ class Evolved:
     text: str
     candidates: list[Candidate] = field(default_factory=list)
 
-    @property
-    def best(self) -> Candidate | None:
-        return max(self.candidates, key=lambda c: c.verdict.score, default=None)
-
 
 def evolve(
     ctx,

@@ -84,10 +84,6 @@ def least_researched_sections(titles: list[str], researched: list[str], count: i
     return order[: min(count, len(titles))]
 
 
-def least_researched_section(titles: list[str], researched: list[str]) -> int:
-    return least_researched_sections(titles, researched, 1)[0]
-
-
 def choose_query(
     parsed: str | None, title: str, key_question: str, state: ResearchState, asked: set[str]
 ) -> str:

@@ -77,13 +77,3 @@ def first_line(text: str) -> str:
         if line.strip():
             return line.strip()
     return ""
-
-
-def clip_to_sentence(text: str, limit: int) -> str:
-    """At most `limit` characters, cut after the last full sentence when there is one."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    clipped = text[:limit]
-    end = max(clipped.rfind(". "), clipped.rfind("? "), clipped.rfind("! "))
-    return clipped[: end + 1] if end > limit // 3 else clipped.rsplit(" ", 1)[0] + " …"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agents.attribution import support
 from agents.plan import fallback_plan, parse_plan
-from agents.questions import least_researched_section, parse_query
-from agents.text import clean_model_text, clip_to_sentence
+from agents.questions import least_researched_sections, parse_query
+from agents.text import clean_model_text
 
 QUESTION = "How do tides work?"
 
@@ -48,18 +48,14 @@ def test_search_queries_lose_labels_and_quotes_and_junk_is_refused() -> None:
 
 
 def test_the_least_researched_section_is_chosen_first() -> None:
-    assert least_researched_section(["a", "b", "c"], ["a", "c", "a"]) == 1
-    assert least_researched_section(["a", "b"], []) == 0
+    assert least_researched_sections(["a", "b", "c"], ["a", "c", "a"], 1) == [1]
+    assert least_researched_sections(["a", "b"], [], 1) == [0]
+    assert least_researched_sections(["a", "b", "c"], ["a", "c", "a"], 2) == [1, 2]
 
 
 def test_model_text_is_cleaned_of_preambles_headings_and_reasoning() -> None:
     raw = "<think>plan it</think>Sure! Here is the section:\n## Gravity\nThe Moon pulls."
     assert clean_model_text(raw, heading="Gravity") == "The Moon pulls."
-
-
-def test_clipping_prefers_whole_sentences() -> None:
-    text = "One sentence here. Two sentences here. Three sentences that run on and on."
-    assert clip_to_sentence(text, 45) == "One sentence here. Two sentences here."
 
 
 def test_evidence_coverage_tells_a_real_revision_from_an_echo() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.citations import append_markers, cited_numbers, remap_citations
+from agents.citations import cited_numbers, remap_citations
 from agents.report import build_report
 from ttdr.models import Source
 
@@ -21,12 +21,6 @@ def test_remapping_drops_unknown_numbers_and_reports_them() -> None:
 def test_a_marker_that_resolves_to_nothing_leaves_no_stray_space() -> None:
     text, _ = remap_citations("Claim [7].", lambda n: None)
     assert text == "Claim."
-
-
-def test_markers_are_appended_before_the_final_full_stop() -> None:
-    assert append_markers("It works.", [3, 4]) == "It works [3][4]."
-    assert append_markers("No stop", [1]) == "No stop [1]"
-    assert append_markers("Unchanged.", []) == "Unchanged."
 
 
 def test_a_report_cites_only_retrieved_sources_renumbered_by_first_use() -> None:
