@@ -78,9 +78,10 @@ def test_a_run_killed_with_sigkill_resumes_to_completion(home, tiny_model) -> No
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = home / "ttdr.db"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None and drafts(db) < 1:
+    # Killed inside step 1's search: plan and R0 are checkpointed by then, so neither may rerun.
+    while time.monotonic() < deadline and process.poll() is None and answer_events(db) < 1:
         time.sleep(0.05)
-    assert drafts(db) >= 1, "the run never wrote its first draft"
+    assert answer_events(db) >= 1, "the run never reached its first search"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     (before,) = Store(db).list_runs()
@@ -98,12 +99,42 @@ def test_a_run_killed_with_sigkill_resumes_to_completion(home, tiny_model) -> No
     assert "Research resumed" in result.stderr
 
 
-def drafts(db: Path) -> int:
+def answer_events(db: Path) -> int:
     try:
         with sqlite3.connect(db) as conn:
-            return conn.execute("SELECT count(*) FROM drafts").fetchone()[0]
+            query = "SELECT count(*) FROM events WHERE stage = ?"
+            return conn.execute(query, (Stage.answer.value,)).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+def test_a_node_whose_writes_were_saved_before_its_checkpoint_is_not_redone(
+    settings, tiny_config
+) -> None:
+    """LangGraph saves a finished node's writes and the step's checkpoint separately; a kill
+    between the two leaves the node's output as pending writes only. Resuming must continue
+    from them, not start the run over."""
+    researcher = Researcher(tiny_config, settings=settings)
+    stop = threading.Event()
+    with pytest.raises(RunStopped):
+        for event in researcher.stream(QUESTION, stop=stop):
+            run_id = event.run_id
+            if event.message == "Draft R0 written":
+                stop.set()  # the question node stops at its first event
+    with sqlite3.connect(settings.home / "checkpoints.db") as db:
+        query = "SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = ?"
+        (after_draft,) = db.execute(query, (run_id,)).fetchone()
+        db.execute("DELETE FROM checkpoints WHERE checkpoint_id = ?", (after_draft,))
+        db.execute("DELETE FROM writes WHERE checkpoint_id = ?", (after_draft,))
+        query = "SELECT count(*) FROM writes WHERE thread_id = ? AND channel = 'sections'"
+        assert db.execute(query, (run_id,)).fetchone()[0] == 1  # R0 lives on as a write
+
+    Researcher(settings=settings).resume(run_id)
+    run = researcher.get_run(run_id)
+    assert run.status is RunStatus.done and run.report is not None
+    events = researcher.events(run_id)
+    assert sum(e.stage is Stage.plan and e.kind is EventKind.finished for e in events) == 1
+    assert sum(e.message == "Draft R0 written" for e in events) == 1
 
 
 def test_prompt_fitness_and_uses_update_after_runs(settings, tiny_config) -> None:

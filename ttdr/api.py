@@ -151,11 +151,15 @@ class Researcher:
         """Run (or continue) the graph; LangGraph checkpoints every step under the run id."""
         from agents.graph import build_graph
 
-        graph = build_graph(checkpointer=self._checkpointer())
+        checkpointer = self._checkpointer()
+        graph = build_graph(checkpointer=checkpointer)
         config = {"configurable": {"thread_id": context.run_id}}
         start = {"question": question}
-        if resuming and graph.get_state(config).next:
-            start = None  # continue after the last finished step
+        if resuming and checkpointer.get_tuple(config) is not None:
+            # Continue from the last checkpoint. Not `get_state(...).next`: a node whose
+            # writes were saved just before a kill is not "next", so `next` can be empty
+            # although the run is mid-way, and starting over would redo the plan.
+            start = None
         yield from graph.stream(
             start, config, context=context, stream_mode="custom", durability="sync"
         )
