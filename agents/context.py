@@ -32,6 +32,7 @@ class ResearchContext:
     store: Store
     started_at: float = field(default_factory=time.monotonic)
     stop: threading.Event | None = None  # set by another thread to end the run cleanly
+    judge_generator: Generator | None = None  # None: the research model judges too
     stage_stats: dict[str, GenerationStats] = field(
         default_factory=lambda: defaultdict(GenerationStats)
     )
@@ -90,8 +91,10 @@ class ResearchContext:
         temperature: float | None = None,
         seed: int | None = None,
     ) -> str:
-        """Generate text for a stage and account its cost to that stage."""
-        generation = self.generator.generate(
+        """Generate text for a stage and account its cost to that stage; judging goes to the
+        judge model when the run has one."""
+        generator = self.judge_generator if stage is Stage.judge else None
+        generation = (generator or self.generator).generate(
             messages,
             max_new_tokens or self.config.section_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
@@ -119,6 +122,7 @@ class ResearchContext:
             "model": self.generator.info.name,
             "decoding": self.generator.info.decoding,
             "device": self.generator.info.device,
+            "judge_model": (self.judge_generator or self.generator).info.name,
             "generation": total.as_dict(),
             "stages": {
                 name: {**stats.as_dict(), "wall_s": round(self.stage_seconds[name], 3)}

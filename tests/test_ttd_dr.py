@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from agents.context import ResearchContext
 from agents.judge import parse_verdict
 from agents.prompt_book import SEEDS, PromptBook
 from agents.questions import parse_query
+from backends.llm.registry import load_generator
+from backends.llm.tiny import write_tiny_checkpoint
 from tests.conftest import CORPUS
 from ttdr import Researcher
 from ttdr.cli import app
-from ttdr.errors import RunNotResumableError, RunStopped
+from ttdr.errors import ModelUnavailableError, RunNotResumableError, RunStopped
 from ttdr.models import EventKind, RunStatus, Stage
 from ttdr.store import PromptStore, Store
 
@@ -177,8 +180,56 @@ def test_judge_replies_are_read_leniently() -> None:
     assert (unreadable.score, unreadable.critique) == (5.0, "")
 
 
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny block-diffusion checkpoint (SDAR's layout) to judge a LLaMA-shaped writer."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("judge") / "tiny-judge", "sdar", seed=1)
+
+
+def test_judging_goes_to_the_judge_model_and_writing_to_the_research_model(
+    tiny_model, second_model, tmp_path, settings, tiny_config
+) -> None:
+    writer = load_generator(str(tiny_model), tmp_path / "cache")
+    judge = load_generator(str(second_model), tmp_path / "cache")
+    context = ResearchContext("run", tiny_config, writer, None, Store(settings.db_path))
+    context.judge_generator = judge
+    messages = [{"role": "user", "content": "Score this plan from 1 to 10."}]
+    by_judge = judge.generate(messages, 12, temperature=0.0, seed=0).text
+    by_writer = writer.generate(messages, 12, temperature=0.0, seed=0).text
+    assert by_judge != by_writer  # different weights: the two are told apart
+    assert context.write(Stage.judge, messages, 12) == by_judge
+    assert context.write(Stage.plan, messages, 12) == by_writer
+    assert context.stats_summary()["judge_model"] == "tiny-judge"
+
+
+def test_a_run_with_a_separate_judge_loads_it_and_records_it(
+    settings, tiny_config, second_model
+) -> None:
+    config = tiny_config.model_copy(update={"iterations": 1, "judge_model": str(second_model)})
+    researcher = Researcher(config, settings=settings)
+    run = researcher.get_run(researcher.run(QUESTION).run_id)
+    assert run.status is RunStatus.done and run.config.judge_model == str(second_model)
+    assert run.stats["judge_model"] == "tiny-judge" and run.stats["model"] == "tiny-llama"
+    assert run.stats["stages"]["judge"]["forward_passes"] > 0
+    assert any(e.message == "Judge: tiny-judge" for e in researcher.events(run.id))
+
+
+def test_a_judge_model_that_cannot_load_fails_the_run_before_any_research(
+    settings, tiny_config, tmp_path
+) -> None:
+    config = tiny_config.model_copy(update={"judge_model": str(tmp_path / "no-such-judge")})
+    researcher = Researcher(config, settings=settings)
+    with pytest.raises(ModelUnavailableError, match="no-such-judge"):
+        researcher.run(QUESTION)
+    (run,) = researcher.history()
+    assert run.status is RunStatus.failed and "no-such-judge" in run.error
+    assert not researcher.events(run.id) or all(
+        e.stage is Stage.run for e in researcher.events(run.id)
+    )
+
+
 def test_eval_writes_a_table_and_compares_two_run_sets(
-    home, tiny_model, tmp_path, monkeypatch
+    home, tiny_model, second_model, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("TTDR_SECTION_TOKENS", "12")
     questions = tmp_path / "questions.jsonl"
@@ -198,10 +249,12 @@ def test_eval_writes_a_table_and_compares_two_run_sets(
     assert 0 <= row["plan_coverage"] <= 1 and "plan" in row["stage_wall_s"]
     full = runner.invoke(
         app, ["eval", str(questions), "--out", str(tmp_path / "full"), "--label", "ttd-dr",
-              "--compare", str(tmp_path / "base" / "eval.json"), *common],
+              "--compare", str(tmp_path / "base" / "eval.json"),
+              "--judge-model", str(second_model), *common],
     )  # fmt: skip
     assert full.exit_code == 0, full.output
     result = json.loads((tmp_path / "full" / "eval.json").read_text())
+    assert result["config"]["judge_model"] == str(second_model)
     assert result["compare"]["pairs"] == 2 and result["compare"]["against"] == "baseline"
     assert result["compare"]["win"] + result["compare"]["tie"] + result["compare"]["loss"] == 2
     table = (tmp_path / "full" / "eval.md").read_text()

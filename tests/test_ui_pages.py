@@ -317,3 +317,9 @@ def test_a_model_not_downloaded_is_announced_and_one_that_cannot_be_had_blocks_s
     at.selectbox(key="model").set_value("llada-8b-instruct").run()
     assert "place the checkpoint folder" in page_text(at)
     assert at.button(key="start").disabled
+
+    at.selectbox(key="model").set_value(Settings().model).run()
+    assert not at.button(key="start").disabled
+    at.text_input(key="judge_model").input("/no/such/judge").run()
+    assert "nor an existing checkpoint folder" in page_text(at)
+    assert at.button(key="start").disabled  # a judge that cannot load never starts a run

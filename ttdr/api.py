@@ -46,6 +46,7 @@ class Researcher:
         self.config = config or self.settings.research_config()
         self.store = Store(self.settings.db_path)
         self._generator = generator
+        self._judges: dict[str, object] = {}  # judge models of their own, by config name
         self._saver = None
 
     # -- research -------------------------------------------------------------------------
@@ -125,6 +126,10 @@ class Researcher:
                 f"({generator.info.decoding})",
             )
             context = self._context(run_id, generator, retriever, started)
+            if self._separate_judge():
+                yield run_event(EventKind.progress, f"Loading judge {self.config.judge_model}")
+                context.judge_generator = self._load_judge()
+                yield run_event(EventKind.progress, f"Judge: {context.judge_generator.info.name}")
             context.stop = stop
             context.prompts = self._choose_prompts(run_id, resuming)
             yield from self._run_graph(question, context, resuming)
@@ -228,15 +233,30 @@ class Researcher:
 
     def _load_generator(self):
         if self._generator is None:
-            from backends.llm.registry import load_generator
-
-            self._generator = load_generator(
-                self.config.model,
-                self.settings.model_cache,
-                device=self.settings.device,
-                dtype=self.settings.dtype,
-            )
+            self._generator = self._load_model(self.config.model)
         return self._generator
+
+    def _separate_judge(self) -> bool:
+        """Whether this run's judging needs a second model (only when something is judged)."""
+        judge = self.config.judge_model
+        return bool(self.config.evolve) and judge is not None and judge != self.config.model
+
+    def _load_judge(self):
+        """The judge of self-evolution and `eval --compare`: a model of its own when the
+        config names one, since a model grading its own drafts is a lenient judge."""
+        judge = self.config.judge_model
+        if judge is None or judge == self.config.model:
+            return self._load_generator()
+        if judge not in self._judges:
+            self._judges[judge] = self._load_model(judge)
+        return self._judges[judge]
+
+    def _load_model(self, name: str):
+        from backends.llm.registry import load_generator
+
+        return load_generator(
+            name, self.settings.model_cache, device=self.settings.device, dtype=self.settings.dtype
+        )
 
     def _context(self, run_id: str, generator, retriever, started: float):
         from agents.context import ResearchContext

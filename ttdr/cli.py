@@ -118,6 +118,9 @@ def research(
         list[Path] | None, typer.Option(help="Folder or file to index and search; repeatable.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name or checkpoint folder.")] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="A separate model to judge self-evolution variants.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Report format: md or json.")] = "md",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
@@ -136,7 +139,7 @@ def research(
     settings = Settings()
     config = settings.research_config(
         iterations=iterations, search=search, docs=docs or [], model=model,
-        **ablations(no_denoise, no_evolve),
+        judge_model=judge_model, **ablations(no_denoise, no_evolve),
     )  # fmt: skip
     researcher = Researcher(config, settings=settings)
     run_id = None
@@ -500,6 +503,9 @@ def eval_command(
     search: Annotated[SearchMode | None, typer.Option()] = None,
     docs: Annotated[list[Path] | None, typer.Option()] = None,
     model: Annotated[str | None, typer.Option()] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="A separate judge (self-evolution and --compare).")
+    ] = None,
     no_denoise: Annotated[bool, typer.Option(help="Ablation: no draft revision.")] = False,
     no_evolve: Annotated[bool, typer.Option(help="Ablation: no self-evolution.")] = False,
 ) -> None:
@@ -511,6 +517,7 @@ def eval_command(
 
     settings = Settings()
     overrides = {"iterations": iterations, "search": search, "docs": docs or [], "model": model}
+    overrides["judge_model"] = judge_model
     overrides |= ablations(no_denoise, no_evolve)
 
     def run() -> None:

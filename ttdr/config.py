@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     questions_per_step: int = 1
     variants: int = 2
     evolution_rounds: int = 1
+    judge_model: str | None = Field(None, description="Judge model; default: the run's model.")
     fetch_timeout_s: float = 15.0
     page_cache_ttl_s: float = Field(86400.0, description="How long fetched pages are reused.")
     embeddings: bool = Field(
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
             "questions_per_step": self.questions_per_step,
             "variants": self.variants,
             "evolution_rounds": self.evolution_rounds,
+            "judge_model": self.judge_model,
         }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return ResearchConfig(**base)

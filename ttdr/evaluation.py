@@ -83,6 +83,7 @@ def evaluate(researcher: Researcher, questions: list[str], *, label: str) -> dic
             "denoise": config.denoise,
             "evolve": config.evolve if config.variants > 1 or config.evolution_rounds else [],
             "search": config.search,
+            "judge_model": config.judge_model or config.model,
         },
         "rows": [asdict(r) for r in rows],
         "summary": {
@@ -131,7 +132,7 @@ def evaluate_one(researcher: Researcher, question: str) -> EvalRow:
 
 def compare(researcher: Researcher, current: dict, baseline: dict) -> dict[str, Any]:
     """Pairwise verdicts, current (A) against baseline (B), each pair judged in both orders."""
-    generator = researcher._load_generator()
+    generator = researcher._load_judge()
     previous = {row["question"]: row for row in baseline["rows"] if row["status"] == "done"}
     verdicts = []
     for row in current["rows"]:

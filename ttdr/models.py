@@ -76,6 +76,11 @@ class ResearchConfig(BaseModel):
     )
     variants: int = Field(2, ge=1, le=8, description="Self-evolution: initial variants.")
     evolution_rounds: int = Field(1, ge=0, le=4, description="Self-evolution: revise rounds.")
+    judge_model: str | None = Field(
+        None,
+        description="Registry name or checkpoint folder of the self-evolution and `eval "
+        "--compare` judge; none: the research model judges its own drafts.",
+    )
 
 
 class PlanSection(BaseModel):

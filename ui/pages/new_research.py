@@ -13,7 +13,7 @@ from ttdr.errors import TtdrError
 from ui import icons
 from ui.model_check import check_model
 from ui.navigation import open_run
-from ui.panels.research_settings import more_settings
+from ui.panels.research_settings import judge_is_runnable, more_settings
 from ui.reader import reader
 from ui.safe_markdown import escape_markdown
 from ui.worker import start_research
@@ -110,6 +110,7 @@ elif search != "local":
 overrides = more_settings(settings)
 
 runnable = check is not None and check.runnable
+runnable = runnable and judge_is_runnable(overrides["judge_model"], settings)
 if st.button("Start research", type="primary", key="start", disabled=not runnable):
     try:
         config = settings.research_config(

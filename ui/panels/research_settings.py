@@ -7,6 +7,9 @@ from typing import Any
 import streamlit as st
 
 from ttdr.config import Settings
+from ui import icons
+from ui.model_check import check_model
+from ui.safe_markdown import escape_markdown
 
 COMPONENTS = {
     "plan": "Plan",
@@ -64,4 +67,20 @@ def more_settings(settings: Settings) -> dict[str, Any]:
         chosen["evolution_rounds"] = e.number_input(
             "Revision rounds", 0, 4, defaults.evolution_rounds, key="evolution_rounds"
         )
+        judge = st.text_input(
+            "Judge model",
+            value=defaults.judge_model or "",
+            key="judge_model",
+            placeholder="empty: the research model judges its own drafts",
+            help="A preset or checkpoint folder; a second model is a less lenient judge.",
+        ).strip()
+        chosen["judge_model"] = judge or None
+        if judge and not judge_is_runnable(judge, settings):
+            st.error(
+                escape_markdown(check_model(judge, settings.model_cache).message), icon=icons.ERROR
+            )
     return chosen
+
+
+def judge_is_runnable(judge: str | None, settings: Settings) -> bool:
+    return not judge or check_model(judge, settings.model_cache).runnable
