@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from ttdr.errors import RunNotFoundError
+from ttdr.liveness import current_owner
 from ttdr.models import (
     Citation,
     DraftVersion,
@@ -116,3 +119,60 @@ def test_the_database_uses_write_ahead_logging(db: Path) -> None:
     Store(db).create_run("q", ResearchConfig())
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_run_whose_process_died_unheard_is_interrupted_with_its_drafts_kept(db: Path) -> None:
+    """A process that ends without marking its run (as SIGKILL or the OOM killer leave it)."""
+    script = (
+        "import sys; from ttdr.store import Store; from ttdr.models import *\n"
+        "store = Store(sys.argv[1]); run_id = store.create_run('q?', ResearchConfig(model='m'))\n"
+        "store.add_draft(run_id, DraftVersion(iteration=0, text='R0'))\n"
+        "print(run_id)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True)
+    run_id = done.stdout.strip()
+    assert done.returncode == 0, done.stderr
+
+    store = Store(db)
+    (run,) = store.list_runs()
+    assert run.id == run_id and run.status is RunStatus.interrupted
+    assert f"ttdr research --resume {run_id}" in run.error and run.finished_at is not None
+    assert [d.text for d in store.drafts(run_id)] == ["R0"]
+    assert store.events(run_id)[-1].kind is EventKind.error
+    assert store.mark_orphaned_runs() == []  # marked once
+
+
+def test_runs_of_live_processes_and_of_other_machines_stay_running(db: Path) -> None:
+    store = Store(db)
+    ours = store.create_run("mine?", ResearchConfig(model="m"))
+    elsewhere = store.create_run("theirs?", ResearchConfig(model="m"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET owner = 'another-host:1:1' WHERE id = ?", (elsewhere,))
+    assert {r.id: r.status for r in store.list_runs()} == {
+        ours: RunStatus.running,
+        elsewhere: RunStatus.running,
+    }
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(db: Path) -> None:
+    store = Store(db)
+    run_id = store.create_run("q?", ResearchConfig(model="m"))
+    host, pid, start = current_owner().split(":")
+    assert start, "this machine has /proc start times"
+    with sqlite3.connect(db) as conn:  # our pid, but a process that started at another time
+        conn.execute("UPDATE runs SET owner = ? WHERE id = ?", (f"{host}:{pid}:1", run_id))
+    assert store.get_run(run_id).status is RunStatus.interrupted
+
+
+def test_a_history_written_before_runs_had_owners_still_opens(db: Path) -> None:
+    store = Store(db)
+    old = store.create_run("old?", ResearchConfig(model="m"))
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN owner")
+    store = Store(db)
+    new = store.create_run("new?", ResearchConfig(model="m"))
+    assert {r.id: r.status for r in store.list_runs()} == {
+        old: RunStatus.running,  # no owner recorded: nothing to judge by
+        new: RunStatus.running,
+    }

@@ -88,7 +88,8 @@ def test_a_run_killed_with_sigkill_resumes_to_completion(home, tiny_model) -> No
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     (before,) = Store(db).list_runs()
-    assert before.status is RunStatus.running  # nobody could record the kill
+    assert before.status is RunStatus.interrupted  # the history sees its process is gone
+    assert f"ttdr research --resume {before.id}" in before.error
     kept = [d.text for d in Store(db).drafts(before.id)]
 
     result = CliRunner().invoke(app, ["research", "--resume", before.id[:8]])

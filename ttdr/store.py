@@ -15,13 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, event
+from sqlalchemy import UniqueConstraint, event, update
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, func, select
 
 from ttdr.errors import RunNotFoundError
+from ttdr.liveness import current_owner, owner_is_gone
 from ttdr.models import (
     Citation,
     DraftVersion,
+    EventKind,
     Plan,
     QAPair,
     Report,
@@ -31,10 +33,15 @@ from ttdr.models import (
     RunStatus,
     RunSummary,
     Source,
+    Stage,
     utc_now,
 )
 
 MAX_EXCERPT_CHARS = 8000
+ORPHANED = (
+    "the process running it ended without recording why (killed or crashed); its drafts are "
+    "kept: `ttdr research --resume {run_id}` continues it"
+)
 
 
 class RunRow(SQLModel, table=True):
@@ -50,6 +57,7 @@ class RunRow(SQLModel, table=True):
     error: str | None = None
     plan_json: str | None = None
     stats_json: str = "{}"
+    owner: str | None = None  # the process running it (ttdr.liveness), to tell a killed run
 
 
 class DraftRow(SQLModel, table=True):
@@ -118,6 +126,7 @@ class Store:
         )
         event.listen(self.engine, "connect", _set_pragmas)
         SQLModel.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._source_lock = threading.Lock()
 
     def close(self) -> None:
@@ -136,6 +145,7 @@ class Store:
             status=RunStatus.running.value,
             created_at=now,
             updated_at=now,
+            owner=current_owner(),
         )
         with Session(self.engine) as session:
             session.add(row)
@@ -150,6 +160,8 @@ class Store:
             row.updated_at = now
             row.error = error
             row.finished_at = None if status is RunStatus.running else now
+            if status is RunStatus.running:
+                row.owner = current_owner()  # a resumed run belongs to its new process
             session.add(row)
             session.commit()
 
@@ -176,7 +188,48 @@ class Store:
             f"no run with id {run_id!r}: `ttdr history list` shows the ids that exist."
         )
 
+    def mark_orphaned_runs(self) -> list[str]:
+        """Runs whose process died without a word (SIGKILL, the OOM killer, a power cut)
+        become `interrupted`, so the history tells the truth and offers to resume them."""
+        with Session(self.engine) as session:
+            running = session.exec(select(RunRow).where(RunRow.status == RunStatus.running.value))
+            orphans = [(row.id, row.owner) for row in running if owner_is_gone(row.owner)]
+        marked = []
+        for run_id, owner in orphans:
+            with Session(self.engine) as session:
+                last_seen = session.exec(
+                    select(func.max(EventRow.created_at)).where(EventRow.run_id == run_id)
+                ).one()
+                changed = session.exec(  # only if no one resumed it meanwhile
+                    update(RunRow)
+                    .where(col(RunRow.id) == run_id)
+                    .where(col(RunRow.status) == RunStatus.running.value)
+                    .where(col(RunRow.owner) == owner)
+                    .values(
+                        status=RunStatus.interrupted.value,
+                        error=ORPHANED.format(run_id=run_id),
+                        finished_at=last_seen or utc_now(),
+                        updated_at=utc_now(),
+                    )
+                ).rowcount
+                if changed:
+                    message = "Interrupted: " + ORPHANED.format(run_id=run_id)
+                    session.add(
+                        EventRow(
+                            run_id=run_id,
+                            stage=Stage.run.value,
+                            kind=EventKind.error.value,
+                            message=message,
+                            created_at=utc_now(),
+                        )
+                    )
+                session.commit()
+            if changed:
+                marked.append(run_id)
+        return marked
+
     def list_runs(self, *, limit: int = 50, status: RunStatus | None = None) -> list[RunSummary]:
+        self.mark_orphaned_runs()
         with Session(self.engine) as session:
             query = select(RunRow).order_by(col(RunRow.created_at).desc()).limit(limit)
             if status is not None:
@@ -186,6 +239,7 @@ class Store:
 
     def get_run(self, run_id: str) -> RunDetail:
         run_id = self.resolve_id(run_id)
+        self.mark_orphaned_runs()
         with Session(self.engine) as session:
             row = self._run_row(session, run_id)
             summary = self._summary(session, row)
@@ -501,3 +555,12 @@ def _set_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _add_missing_columns(engine) -> None:
+    """`create_all` makes missing tables, not missing columns: add the ones later versions
+    introduced, so a history written by an earlier ttdr keeps working."""
+    with engine.begin() as connection:
+        present = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(runs)")}
+        if "owner" not in present:
+            connection.exec_driver_sql("ALTER TABLE runs ADD COLUMN owner VARCHAR")
