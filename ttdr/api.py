@@ -110,7 +110,7 @@ class Researcher:
             self.store.add_event(event)
             return event
 
-        context = None
+        context = retriever = None
         try:
             verb = "resumed" if resuming else "started"
             yield run_event(EventKind.started, f"Research {verb}: {question}", question=question)
@@ -151,6 +151,8 @@ class Researcher:
         finally:
             if context is not None:
                 self.store.save_stats(run_id, context.stats_summary())
+            if retriever is not None:
+                retriever.close()
 
     def _run_graph(self, question: str, context, resuming: bool) -> Iterator[RunEvent]:
         """Run (or continue) the graph; LangGraph checkpoints every step under the run id."""
@@ -218,7 +220,11 @@ class Researcher:
         if index.embedder is not None and not self.config.docs:
             index.embed_missing()  # documents indexed before embeddings were switched on
         retriever = Retriever(self.config.search, index, open_web_search(self.settings, index))
-        messages += retriever.preflight(question)
+        try:
+            messages += retriever.preflight(question)
+        except BaseException:
+            retriever.close()
+            raise
         return retriever, messages
 
     def _loading_message(self) -> str:

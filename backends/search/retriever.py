@@ -40,6 +40,11 @@ class Retriever:
         self._remembered: dict[str, tuple[int, SearchOutcome]] = {}
         self._web_failure: tuple[float, str] | None = None
 
+    def close(self) -> None:
+        """Stop the web fetcher's thread and connections (a UI server runs many researches)."""
+        if self.web is not None:
+            self.web.close()
+
     def search(self, query: str, k: int = DEFAULT_K) -> SearchOutcome:
         if self.mode == "local":
             return self._search_local(query, k)
