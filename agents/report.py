@@ -21,6 +21,10 @@ from ttdr.models import Citation, EventKind, Report, Source, Stage
 UNSUPPORTED_NOTE = (
     "*No retrieved source supports this section yet; it reflects the model's own knowledge.*"
 )
+READING_NOTE = (
+    "*{cited} of {total} sentences of this report cite a retrieved source [n]; the "
+    "others come from the model's own knowledge and were not checked against a source.*"
+)
 
 
 def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
@@ -45,7 +49,11 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
             return clean_model_text(text, heading="Summary", instruction=template)
 
         summary = ledger.check(evolve(ctx, "report", question, write).text)
-        parts = [f"# {question}", "## Summary", summary or "(No summary was generated.)"]
+        cited, total = sourced_sentences([summary, *checked])
+        parts = [f"# {question}"]
+        if cited < total:  # say plainly how much of the report stands on its sources
+            parts.append(READING_NOTE.format(cited=cited, total=total))
+        parts += ["## Summary", summary or "(No summary was generated.)"]
         for section, body in zip(plan.sections, checked, strict=True):
             parts += [f"## {section.title}", body.strip()]
             if not cited_numbers(body):
@@ -58,6 +66,8 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         "unresolved_removed": len(dropped),
         "sections": len(plan.sections),
         "sections_with_citations": covered,
+        "sentences": total,
+        "sentences_cited": cited,
     }
     if ledger.moved or ledger.unsupported or dropped:
         ctx.emit(
@@ -76,6 +86,12 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         stop_reason=reason,
     )
     return {"stop_reason": reason}
+
+
+def sourced_sentences(bodies: list[str]) -> tuple[int, int]:
+    """How many sentences of the section bodies carry a citation, out of how many."""
+    sentences = [s for body in bodies for s in split_sentences(body) if s.strip()]
+    return sum(1 for s in sentences if cited_numbers(s)), len(sentences)
 
 
 def summarise_answers(state: ResearchState) -> list[str]:

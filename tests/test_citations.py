@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from agents.citations import cited_numbers, remap_citations
-from agents.report import build_report
+from agents.report import READING_NOTE, build_report, sourced_sentences
+from ttdr import Researcher
 from ttdr.models import Source
 
 
@@ -34,3 +35,24 @@ def test_a_report_cites_only_retrieved_sources_renumbered_by_first_use() -> None
     ]
     assert dropped == [8]
     assert set(cited_numbers(report.body)) == {c.number for c in report.references}
+
+
+def test_sentences_are_counted_as_sourced_only_when_they_carry_a_marker() -> None:
+    bodies = [
+        "Tides follow the Moon [3]. The Sun adds a smaller pull.\n\nSpring tides are big [1][2].",
+        "Nothing here cites anything. Nor here.",
+    ]
+    assert sourced_sentences(bodies) == (2, 5)
+    assert sourced_sentences(["", "## Heading only"]) == (0, 0)
+
+
+def test_a_report_says_how_much_of_it_stands_on_its_sources(settings, tiny_config) -> None:
+    researcher = Researcher(tiny_config, settings=settings)
+    report = researcher.run("Why does the ocean have tides?")
+    counts = researcher.get_run(report.run_id).stats["citations"]
+    assert 0 < counts["sentences_cited"] <= counts["sentences"]
+    note = READING_NOTE.format(cited=counts["sentences_cited"], total=counts["sentences"])
+    if counts["sentences_cited"] < counts["sentences"]:
+        assert report.body.splitlines()[2] == note  # right under the title
+    else:
+        assert "were not checked against a source" not in report.body

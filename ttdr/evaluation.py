@@ -1,8 +1,9 @@
 """`ttdr eval`: research a set of questions and tabulate what each run cost and delivered.
 
 Per question: time per stage, tokens and forward passes, sources, the citation validity rate
-(cited sentences whose source supports them, from the report's citation ledger) and plan
-coverage (plan sections with at least one citation). `--compare` adds a pairwise judge
+(cited sentences whose source supports them, from the report's citation ledger), plan
+coverage (plan sections with at least one citation) and the sourced share (sentences that cite
+a source, of all the sections' sentences). `--compare` adds a pairwise judge
 verdict against an earlier run set, asked in both orders so the judge's position bias cancels.
 """
 
@@ -42,6 +43,7 @@ class EvalRow:
     references: int = 0
     citation_validity: float | None = None
     plan_coverage: float | None = None
+    sourced_share: float | None = None  # sentences that cite a source, of all sentences
     error: str | None = None
 
 
@@ -94,6 +96,7 @@ def evaluate(researcher: Researcher, questions: list[str], *, label: str) -> dic
             "mean_sources": mean([r.sources for r in done]),
             "mean_citation_validity": mean([r.citation_validity for r in done]),
             "mean_plan_coverage": mean([r.plan_coverage for r in done]),
+            "mean_sourced_share": mean([r.sourced_share for r in done]),
         },
     }
 
@@ -126,6 +129,9 @@ def evaluate_one(researcher: Researcher, question: str) -> EvalRow:
         citation_validity=citations.get("validity_rate"),
         plan_coverage=round(citations.get("sections_with_citations", 0) / sections, 3)
         if sections
+        else None,
+        sourced_share=round(citations["sentences_cited"] / citations["sentences"], 3)
+        if citations.get("sentences")
         else None,
     )
 
@@ -177,14 +183,14 @@ def markdown_table(result: dict[str, Any]) -> str:
         "config: " + ", ".join(f"{k}={v}" for k, v in result["config"].items()),
         "",
         "| question | status | wall s | tokens | sources | refs | citation validity "
-        "| plan coverage |",
-        "|---|---|---|---|---|---|---|---|",
+        "| plan coverage | sourced sentences |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         lines.append(
             f"| {row['question'][:60]} | {row['status']} | {row['wall_s']:.1f} | {row['tokens']} "
             f"| {row['sources']} | {row['references']} | {_fmt(row['citation_validity'])} "
-            f"| {_fmt(row['plan_coverage'])} |"
+            f"| {_fmt(row['plan_coverage'])} | {_fmt(row.get('sourced_share'))} |"
         )
     summary = result["summary"]
     lines += [
