@@ -89,8 +89,14 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
 
 
 def sourced_sentences(bodies: list[str]) -> tuple[int, int]:
-    """How many sentences of the section bodies carry a citation, out of how many."""
-    sentences = [s for body in bodies for s in split_sentences(body) if s.strip()]
+    """How many sentences of the section bodies carry a citation, out of how many.
+    Placeholders such as "(Nothing is known yet about …)" claim nothing and are not counted."""
+    sentences = [
+        s
+        for body in bodies
+        for s in split_sentences(body)
+        if s.strip() and not (s.startswith("(") and s.rstrip(".").endswith(")"))
+    ]
     return sum(1 for s in sentences if cited_numbers(s)), len(sentences)
 
 

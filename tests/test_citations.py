@@ -41,6 +41,7 @@ def test_sentences_are_counted_as_sourced_only_when_they_carry_a_marker() -> Non
     bodies = [
         "Tides follow the Moon [3]. The Sun adds a smaller pull.\n\nSpring tides are big [1][2].",
         "Nothing here cites anything. Nor here.",
+        "(Nothing is known yet about tides.)",
     ]
     assert sourced_sentences(bodies) == (2, 5)
     assert sourced_sentences(["", "## Heading only"]) == (0, 0)
