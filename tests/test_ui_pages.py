@@ -4,6 +4,10 @@ fixture corpus in a temporary TTDR_HOME, and stored runs for the states a run re
 from __future__ import annotations
 
 import re
+import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 from datetime import date, timedelta
 
@@ -172,6 +176,21 @@ def test_a_running_run_of_another_process_is_followed_from_the_store(ui_env) -> 
     at.run()  # what the one-second refresh does
     slider = at.select_slider(key=f"timeline-{run_id}")
     assert slider.options == ["R0", "R1", "R2"] and slider.value == 2
+
+
+def test_a_run_whose_process_was_killed_is_shown_interrupted_and_can_resume(ui_env) -> None:
+    db = store()
+    run_id = stored_run(db, status=RunStatus.running, drafts=DRAFT_SO_FAR, report=False)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that ended without marking the run, as kill -9 leaves it
+    with sqlite3.connect(Settings().db_path) as conn:
+        owner = f"{socket.gethostname()}:{gone.pid}:"
+        conn.execute("UPDATE runs SET owner = ? WHERE id = ?", (owner, run_id))
+    at = open_app(RUN, run=run_id)
+    text = page_text(at)
+    assert "interrupted" in text and f"ttdr research --resume {run_id}" in unescaped(text)
+    assert not at.button(key="resume").disabled
+    assert at.select_slider(key=f"timeline-{run_id}").options == ["R0", "R1"]  # drafts kept
 
 
 DRAFT_SO_FAR = ["## Causes\n\nThe Moon.", "## Causes\n\nThe Moon and the Sun [1]."]
