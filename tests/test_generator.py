@@ -98,3 +98,29 @@ def test_the_repetition_penalty_only_touches_generated_tokens() -> None:
     penalised = penalise_repeats(logits, [0, 1, 1], 2.0)
     assert penalised.tolist() == [1.0, -4.0, 1.0, 3.0]
     assert penalise_repeats(logits, [0], 1.0) is logits
+
+
+def test_runs_of_one_process_share_a_loaded_model_until_its_files_change(
+    tiny_model: Path, tmp_path, settings, tiny_config
+) -> None:
+    from backends.llm import shared
+    from backends.llm.tiny import write_tiny_checkpoint
+    from ttdr import Researcher
+
+    shared.forget_all()
+    first = Researcher(tiny_config, settings=settings)._load_generator()
+    assert Researcher(tiny_config, settings=settings)._load_generator() is first
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    before = shared.shared_generator(str(copy), tmp_path / "cache")
+    assert shared.shared_generator(str(copy), tmp_path / "cache") is before
+    write_tiny_checkpoint(copy, "llama", seed=1)  # the user replaced the weights
+    after = shared.shared_generator(str(copy), tmp_path / "cache")
+    assert after is not before
+    assert not torch.equal(next(after.model.parameters()), next(before.model.parameters()))
+
+    # At most KEEP stay loaded: the least recently used one is loaded afresh.
+    assert len(shared._loaded) == shared.KEEP
+    assert Researcher(tiny_config, settings=settings)._load_generator() is not first
+    shared.forget_all()

@@ -258,9 +258,9 @@ class Researcher:
         return self._judges[judge]
 
     def _load_model(self, name: str):
-        from backends.llm.registry import load_generator
+        from backends.llm.shared import shared_generator
 
-        return load_generator(
+        return shared_generator(
             name, self.settings.model_cache, device=self.settings.device, dtype=self.settings.dtype
         )
 
