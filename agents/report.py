@@ -89,7 +89,7 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
 
 
 def sourced_sentences(bodies: list[str]) -> tuple[int, int]:
-    """How many sentences of the section bodies carry a citation, out of how many.
+    """How many sentences of these report parts carry a citation, out of how many.
     Placeholders such as "(Nothing is known yet about …)" claim nothing and are not counted."""
     sentences = [
         s

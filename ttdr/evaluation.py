@@ -2,8 +2,8 @@
 
 Per question: time per stage, tokens and forward passes, sources, the citation validity rate
 (cited sentences whose source supports them, from the report's citation ledger), plan
-coverage (plan sections with at least one citation) and the sourced share (sentences that cite
-a source, of all the sections' sentences). `--compare` adds a pairwise judge
+coverage (plan sections with at least one citation) and the sourced share (the report's
+sentences that cite a source, of all its sentences). `--compare` adds a pairwise judge
 verdict against an earlier run set, asked in both orders so the judge's position bias cancels.
 """
 
