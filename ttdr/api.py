@@ -46,7 +46,6 @@ class Researcher:
         self.config = config or self.settings.research_config()
         self.store = Store(self.settings.db_path)
         self._generator = generator
-        self._judges: dict[str, object] = {}  # judge models of their own, by config name
         self._saver = None
 
     # -- research -------------------------------------------------------------------------
@@ -126,7 +125,7 @@ class Researcher:
                 f"({generator.info.decoding})",
             )
             context = self._context(run_id, generator, retriever, started)
-            if self._separate_judge():
+            if self.config.evolve and self._own_judge() is not None:  # only if it will judge
                 yield run_event(EventKind.progress, f"Loading judge {self.config.judge_model}")
                 context.judge_generator = self._load_judge()
                 yield run_event(EventKind.progress, f"Judge: {context.judge_generator.info.name}")
@@ -242,20 +241,16 @@ class Researcher:
             self._generator = self._load_model(self.config.model)
         return self._generator
 
-    def _separate_judge(self) -> bool:
-        """Whether this run's judging needs a second model (only when something is judged)."""
+    def _own_judge(self) -> str | None:
+        """The judge model's name when the config names one other than the research model."""
         judge = self.config.judge_model
-        return bool(self.config.evolve) and judge is not None and judge != self.config.model
+        return judge if judge and judge != self.config.model else None
 
     def _load_judge(self):
         """The judge of self-evolution and `eval --compare`: a model of its own when the
         config names one, since a model grading its own drafts is a lenient judge."""
-        judge = self.config.judge_model
-        if judge is None or judge == self.config.model:
-            return self._load_generator()
-        if judge not in self._judges:
-            self._judges[judge] = self._load_model(judge)
-        return self._judges[judge]
+        judge = self._own_judge()
+        return self._load_generator() if judge is None else self._load_model(judge)
 
     def _load_model(self, name: str):
         from backends.llm.shared import shared_generator

@@ -13,7 +13,7 @@ from ttdr.errors import TtdrError
 from ui import icons
 from ui.model_check import check_model
 from ui.navigation import open_run
-from ui.panels.research_settings import judge_is_runnable, more_settings
+from ui.panels.research_settings import more_settings
 from ui.reader import reader
 from ui.safe_markdown import escape_markdown
 from ui.worker import start_research
@@ -107,10 +107,9 @@ elif search != "local":
         "indexed documents and says so; *web* stops with an explanation."
     )
 
-overrides = more_settings(settings)
+overrides, settings_runnable = more_settings(settings)
 
-runnable = check is not None and check.runnable
-runnable = runnable and judge_is_runnable(overrides["judge_model"], settings)
+runnable = check is not None and check.runnable and settings_runnable
 if st.button("Start research", type="primary", key="start", disabled=not runnable):
     try:
         config = settings.research_config(

@@ -19,8 +19,9 @@ COMPONENTS = {
 }
 
 
-def more_settings(settings: Settings) -> dict[str, Any]:
-    """The widgets, folded away; returns the ResearchConfig fields they set."""
+def more_settings(settings: Settings) -> tuple[dict[str, Any], bool]:
+    """The widgets, folded away; returns the ResearchConfig fields they set, and whether a run
+    can start with them (a judge model that cannot load keeps it from starting)."""
     defaults = settings.research_config()  # TTDR_* settings, then the config's own defaults
     with st.expander("More settings"):
         a, b, c = st.columns(3)
@@ -75,12 +76,7 @@ def more_settings(settings: Settings) -> dict[str, Any]:
             help="A preset or checkpoint folder; a second model is a less lenient judge.",
         ).strip()
         chosen["judge_model"] = judge or None
-        if judge and not judge_is_runnable(judge, settings):
-            st.error(
-                escape_markdown(check_model(judge, settings.model_cache).message), icon=icons.ERROR
-            )
-    return chosen
-
-
-def judge_is_runnable(judge: str | None, settings: Settings) -> bool:
-    return not judge or check_model(judge, settings.model_cache).runnable
+        judge_check = check_model(judge, settings.model_cache) if judge else None
+        if judge_check is not None and not judge_check.runnable:
+            st.error(escape_markdown(judge_check.message), icon=icons.ERROR)
+    return chosen, judge_check is None or judge_check.runnable
