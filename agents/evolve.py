@@ -39,7 +39,7 @@ def evolve(
 ) -> Evolved:
     """Run self-evolution when the run enables it for `component`; else write once."""
     config = ctx.config
-    if component not in config.evolve or (config.variants == 1 and config.evolution_rounds == 0):
+    if component not in config.evolving:
         return Evolved(text=write(config.temperature, config.seed))
     candidates = []
     for index in range(config.variants):

@@ -125,7 +125,7 @@ class Researcher:
                 f"({generator.info.decoding})",
             )
             context = self._context(run_id, generator, retriever, started)
-            if self.config.evolve and self._own_judge() is not None:  # only if it will judge
+            if self.config.evolving and self._own_judge() is not None:  # only if it will judge
                 yield run_event(EventKind.progress, f"Loading judge {self.config.judge_model}")
                 context.judge_generator = self._load_judge()
                 yield run_event(EventKind.progress, f"Judge: {context.judge_generator.info.name}")

@@ -83,7 +83,7 @@ def evaluate(researcher: Researcher, questions: list[str], *, label: str) -> dic
             "iterations": config.iterations,
             "questions_per_step": config.questions_per_step,
             "denoise": config.denoise,
-            "evolve": config.evolve if config.variants > 1 or config.evolution_rounds else [],
+            "evolve": config.evolving,
             "search": config.search,
             "judge_model": config.judge_model or config.model,
         },

@@ -82,6 +82,12 @@ class ResearchConfig(BaseModel):
         "--compare` judge; none: the research model judges its own drafts.",
     )
 
+    @property
+    def evolving(self) -> list[str]:
+        """The components that really self-evolve: one variant and no revise round is no
+        evolution at all, whatever `evolve` lists."""
+        return list(self.evolve) if self.variants > 1 or self.evolution_rounds > 0 else []
+
 
 class PlanSection(BaseModel):
     title: str
