@@ -523,7 +523,7 @@ def eval_command(
     def run() -> None:
         items = read_questions(questions)
         researcher = Researcher(settings.research_config(**overrides), settings=settings)
-        result = evaluate(researcher, items, label=label)
+        result = evaluate(researcher, items, label=label, questions_file=questions)
         if compare_with is not None:
             baseline = json.loads(compare_with.read_text(encoding="utf-8"))
             result["compare"] = compare(researcher, result, baseline)

@@ -3,8 +3,10 @@
 Per question: time per stage, tokens and forward passes, sources, the citation validity rate
 (cited sentences whose source supports them, from the report's citation ledger), plan
 coverage (plan sections with at least one citation) and the sourced share (the report's
-sentences that cite a source, of all its sentences). `--compare` adds a pairwise judge
-verdict against an earlier run set, asked in both orders so the judge's position bias cancels.
+sentences that cite a source, of all its sentences). Items that list key facts with quotes
+(examples/eval/) also get fact recall, evidence recall and page recall (ttdr/fact_recall.py),
+per draft version and for the report. `--compare` adds a pairwise judge verdict against an
+earlier run set, asked in both orders so the judge's position bias cancels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from ttdr.api import Researcher
 from ttdr.errors import TtdrError
+from ttdr.fact_recall import EvalItem, KeyFact, score_item
 
 COMPARE_PROMPT = (
     "Question: {question}\n\nReport A:\n{a}\n\nReport B:\n{b}\n\n"
@@ -44,38 +47,90 @@ class EvalRow:
     citation_validity: float | None = None
     plan_coverage: float | None = None
     sourced_share: float | None = None  # sentences that cite a source, of all sentences
+    unsourced_sentences: int | None = None
+    fact_recall: float | None = None
+    evidence_recall: float | None = None
+    page_recall: float | None = None
+    stage_fact_recall: dict[str, float] = field(default_factory=dict)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    id: str = ""
+    split: str = ""
     error: str | None = None
 
 
-def read_questions(path: Path) -> list[str]:
+def read_questions(path: Path) -> list[EvalItem]:
+    """Items of a JSONL file: `{"question": ...}`, optionally with `facts` (each with `fact`,
+    `quote`, `page`), `id`, `split` and `corpus` (a folder `corpora/<corpus>` beside the file,
+    searched by that item's run alone)."""
     if not path.is_file():
         raise EvalInputError(f'{path} does not exist: give a JSONL file of {{"question": ...}}')
-    questions = []
+    items = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            question = item["question"] if isinstance(item, dict) else str(item)
-        except (json.JSONDecodeError, KeyError) as exc:
+            raw = json.loads(line)
+            raw = raw if isinstance(raw, dict) else {"question": str(raw)}
+            item = EvalItem(
+                question=str(raw["question"]),
+                facts=[
+                    KeyFact(f["fact"], f["quote"], f.get("page", "")) for f in raw.get("facts", [])
+                ],
+                id=str(raw.get("id", "")),
+                corpus=str(raw.get("corpus", "")),
+                split=str(raw.get("split", "dev")),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise EvalInputError(
-                f'{path}:{number}: expected {{"question": "..."}} ({exc})'
+                f'{path}:{number}: expected {{"question": "...", "facts": [...]}} ({exc})'
             ) from exc
-        questions.append(str(question))
-    if not questions:
+        if item.corpus and not (path.parent / "corpora" / item.corpus).is_dir():
+            raise EvalInputError(
+                f"{path}:{number}: corpus {item.corpus!r} is not at "
+                f"{path.parent / 'corpora' / item.corpus}: run examples/eval/fetch_corpora.sh"
+            )
+        items.append(item)
+    if not items:
         raise EvalInputError(f"{path} holds no questions")
-    return questions
+    return items
 
 
-def evaluate(researcher: Researcher, questions: list[str], *, label: str) -> dict[str, Any]:
-    rows = [evaluate_one(researcher, q) for q in questions]
+def corpus_folder(questions_file: Path, item: EvalItem) -> Path | None:
+    return (questions_file.parent / "corpora" / item.corpus).resolve() if item.corpus else None
+
+
+def evaluate(
+    researcher: Researcher,
+    items: list[EvalItem],
+    *,
+    label: str,
+    questions_file: Path | None = None,
+) -> dict[str, Any]:
+    base_config = researcher.config
+    rows = []
+    for item in items:
+        folder = corpus_folder(questions_file, item) if questions_file else None
+        # An item with a corpus is researched over that corpus alone (a run is scoped to its
+        # documents), whatever --docs says for the others.
+        researcher.config = (
+            base_config.model_copy(update={"docs": [folder], "search": "local"})
+            if folder
+            else base_config
+        )
+        rows.append(evaluate_one(researcher, item))
+    researcher.config = base_config
     done = [r for r in rows if r.status == "done"]
-
-    def mean(values: list[float | None]) -> float | None:
-        present = [v for v in values if v is not None]
-        return round(statistics.fmean(present), 3) if present else None
-
     config = researcher.config
+    summary = {"questions": len(rows), "done": len(done), **_means(done)}
+    splits = sorted({r.split for r in done if r.fact_recall is not None})
+    if len(splits) > 1:
+        summary["by_split"] = {
+            split: {
+                "questions": len([r for r in done if r.split == split]),
+                **_means([r for r in done if r.split == split]),
+            }
+            for split in splits
+        }
     return {
         "label": label,
         "config": {
@@ -88,36 +143,55 @@ def evaluate(researcher: Researcher, questions: list[str], *, label: str) -> dic
             "judge_model": config.judge_model or config.model,
         },
         "rows": [asdict(r) for r in rows],
-        "summary": {
-            "questions": len(rows),
-            "done": len(done),
-            "mean_wall_s": mean([r.wall_s for r in done]),
-            "mean_tokens": mean([r.tokens for r in done]),
-            "mean_sources": mean([r.sources for r in done]),
-            "mean_citation_validity": mean([r.citation_validity for r in done]),
-            "mean_plan_coverage": mean([r.plan_coverage for r in done]),
-            "mean_sourced_share": mean([r.sourced_share for r in done]),
-        },
+        "summary": summary,
     }
 
 
-def evaluate_one(researcher: Researcher, question: str) -> EvalRow:
+MEAN_FIELDS = (
+    "wall_s",
+    "tokens",
+    "sources",
+    "citation_validity",
+    "plan_coverage",
+    "sourced_share",
+    "unsourced_sentences",
+    "fact_recall",
+    "evidence_recall",
+    "page_recall",
+)
+
+
+def _means(rows: list[EvalRow]) -> dict[str, float | None]:
+    def mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return round(statistics.fmean(present), 3) if present else None
+
+    means = {f"mean_{name}": mean([getattr(r, name) for r in rows]) for name in MEAN_FIELDS}
+    stages = sorted({s for r in rows for s in r.stage_fact_recall})
+    for stage in stages:
+        means[f"mean_fact_recall_{stage}"] = mean([r.stage_fact_recall.get(stage) for r in rows])
+    return means
+
+
+def evaluate_one(researcher: Researcher, item: EvalItem) -> EvalRow:
     try:
-        report = researcher.run(question)
+        report = researcher.run(item.question)
     except Exception as exc:  # a failed question is a row of the table, not the end of it
         failed = researcher.history(limit=1)
         return EvalRow(
-            question=question,
+            question=item.question,
             run_id=failed[0].id if failed else None,
             status="failed",
             error=f"{type(exc).__name__}: {exc}",
+            id=item.id,
+            split=item.split,
         )
     run = researcher.get_run(report.run_id)
     stats = run.stats
     citations = stats.get("citations", {})
     sections = citations.get("sections") or 0
-    return EvalRow(
-        question=question,
+    row = EvalRow(
+        question=item.question,
         run_id=run.id,
         status=run.status.value,
         wall_s=stats.get("wall_s", 0.0),
@@ -133,7 +207,27 @@ def evaluate_one(researcher: Researcher, question: str) -> EvalRow:
         sourced_share=round(citations["sentences_cited"] / citations["sentences"], 3)
         if citations.get("sentences")
         else None,
+        unsourced_sentences=citations["sentences"] - citations["sentences_cited"]
+        if "sentences" in citations
+        else None,
+        id=item.id,
+        split=item.split,
     )
+    if item.facts:
+        stages = {f"R{d.iteration}": d.text for d in run.drafts_list}
+        stages["answers"] = "\n\n".join(qa.answer for qa in run.qa_pairs)
+        scores = score_item(
+            item,
+            report=report.body,
+            passages=[(s.url, s.excerpt) for s in run.sources_list],
+            stages=stages,
+        )
+        row.fact_recall = scores["fact_recall"]
+        row.evidence_recall = scores["evidence_recall"]
+        row.page_recall = scores["page_recall"]
+        row.stage_fact_recall = scores["stage_fact_recall"]
+        row.facts = scores["verdicts"]
+    return row
 
 
 def compare(researcher: Researcher, current: dict, baseline: dict) -> dict[str, Any]:
@@ -177,33 +271,58 @@ def _judge_pair(generator, question: str, a: str, b: str) -> str:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    with_facts = any(row.get("fact_recall") is not None for row in rows)
     lines = [
         f"# ttdr eval: {result['label']}",
         "",
         "config: " + ", ".join(f"{k}={v}" for k, v in result["config"].items()),
         "",
         "| question | status | wall s | tokens | sources | refs | citation validity "
-        "| plan coverage | sourced sentences |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| plan coverage | sourced sentences |"
+        + (" fact recall | evidence recall | page recall |" if with_facts else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if with_facts else ""),
     ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['question'][:60]} | {row['status']} | {row['wall_s']:.1f} | {row['tokens']} "
-            f"| {row['sources']} | {row['references']} | {_fmt(row['citation_validity'])} "
-            f"| {_fmt(row['plan_coverage'])} | {_fmt(row.get('sourced_share'))} |"
+    for row in rows:
+        name = f"{row['id']} " if row.get("id") else ""
+        if row.get("split") == "heldout":
+            name += "(held out) "
+        line = (
+            f"| {name}{row['question'][:60]} | {row['status']} | {row['wall_s']:.1f} "
+            f"| {row['tokens']} | {row['sources']} | {row['references']} "
+            f"| {_fmt(row['citation_validity'])} | {_fmt(row['plan_coverage'])} "
+            f"| {_fmt(row.get('sourced_share'))} |"
         )
+        if with_facts:
+            line += (
+                f" {_fmt(row.get('fact_recall'))} | {_fmt(row.get('evidence_recall'))} "
+                f"| {_fmt(row.get('page_recall'))} |"
+            )
+        lines.append(line)
     summary = result["summary"]
-    lines += [
-        "",
-        "mean: " + ", ".join(f"{k.removeprefix('mean_')}={_fmt(v)}" for k, v in summary.items()),
-    ]
+    lines += ["", "mean: " + _means_line(summary)]
+    for split, means in summary.get("by_split", {}).items():
+        lines.append(f"mean ({split}): " + _means_line(means))
+    stage_names = sorted({s for row in rows for s in row.get("stage_fact_recall", {})})
+    if stage_names:
+        lines += [
+            "",
+            "fact recall by stage (drafts R0..RT, the step answers, the report):",
+            "",
+            "| question | " + " | ".join(stage_names) + " | report |",
+            "|---" * (len(stage_names) + 2) + "|",
+        ]
+        for row in rows:
+            if row.get("fact_recall") is None:
+                continue
+            cells = [_fmt(row["stage_fact_recall"].get(s)) for s in stage_names]
+            label = row.get("id") or row["question"][:40]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(row['fact_recall'])} |")
     # Judging is timed inside the stage it judges, so it has no wall time of its own.
-    stages = sorted(
-        {s for row in result["rows"] for s, wall in row["stage_wall_s"].items() if wall > 0}
-    )
+    stages = sorted({s for row in rows for s, wall in row["stage_wall_s"].items() if wall > 0})
     if stages:
         lines += ["", "| question | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
-        for row in result["rows"]:
+        for row in rows:
             cells = [f"{row['stage_wall_s'].get(s, 0.0):.1f}" for s in stages]
             lines.append(f"| {row['question'][:60]} | " + " | ".join(cells) + " |")
     if "compare" in result:
@@ -214,6 +333,10 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"(win rate {_fmt(c['win_rate'])})",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _means_line(means: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('mean_')}={_fmt(v)}" for k, v in means.items())
 
 
 def _fmt(value) -> str:

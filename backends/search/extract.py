@@ -22,6 +22,9 @@ DocumentKind = Literal["html", "pdf", "text", "markdown"]
 
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf"})
 MAX_PDF_PAGES = 50
+# Bumped whenever extraction changes what text a document gives: indexes re-read documents
+# extracted by another version (backends/search/local_index.py).
+EXTRACTOR_VERSION = "2"
 
 _SUFFIX_KINDS: dict[str, DocumentKind] = {
     ".md": "markdown",
@@ -138,27 +141,30 @@ def decode_text(data: bytes, content_type: str | None = None, *, html: bool = Fa
 
 
 def _extract_html(html: str, url: str | None, fallback_title: str) -> ExtractedDocument:
-    import trafilatura  # slow to import; only pay for it when a page is read
+    from trafilatura.metadata import extract_metadata
+
+    from backends.search.html_text import document_to_text, page_to_text
 
     try:
-        result = trafilatura.bare_extraction(
-            html, url=url, with_metadata=True, include_comments=False, include_tables=True
-        )
+        # A file of the user's corpus is all content (a manual page): keep every block of
+        # it. A web page needs trafilatura's boilerplate removal. Each falls back on the other.
+        if url is None:
+            text = document_to_text(html) or page_to_text(html)
+        else:
+            text = page_to_text(html, url) or document_to_text(html)
+        metadata = extract_metadata(html, default_url=url)
     except Exception as error:  # one malformed page must not fail a whole search
         raise ExtractionError(f"unreadable HTML ({type(error).__name__})") from error
-    text = (getattr(result, "text", None) or "") if result is not None else ""
-    title = (getattr(result, "title", None) or "") if result is not None else ""
-    published = _iso_date(getattr(result, "date", None)) if result is not None else None
+    title = (getattr(metadata, "title", None) or "") if metadata is not None else ""
+    published = _iso_date(getattr(metadata, "date", None)) if metadata is not None else None
     # trafilatura only fills `language` when it runs a language detector (an optional extra),
     # so fall back to what the page declares.
-    language = (getattr(result, "language", None) if result is not None else None) or (
+    language = (getattr(metadata, "language", None) if metadata is not None else None) or (
         _html_language(html)
     )
-    # trafilatura separates paragraphs by single newlines; passages split on blank lines.
-    text = _normalise(text).replace("\n", "\n\n")
     return ExtractedDocument(
         title.strip() or _html_title(html) or fallback_title,
-        text,
+        _normalise(text),
         published,
         _language_code(language),
     )

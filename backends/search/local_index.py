@@ -23,7 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backends.search.extract import SUPPORTED_SUFFIXES, ExtractionError, extract_document
+from backends.search.extract import (
+    EXTRACTOR_VERSION,
+    SUPPORTED_SUFFIXES,
+    ExtractionError,
+    extract_document,
+)
+from backends.search.html_text import headings_before
 from backends.search.passages import (
     bm25_score_sql,
     fts_match_query,
@@ -63,6 +69,7 @@ CREATE TABLE IF NOT EXISTS index_vectors (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS index_vectors_document ON index_vectors (document_id);
+CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -95,6 +102,7 @@ class LocalIndex:
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            _expire_old_extractions(db)
 
     def add(self, path: Path | str) -> IndexReport:
         """Index a file, or every supported file under a folder (hidden ones excluded).
@@ -284,6 +292,7 @@ class LocalIndex:
             return "unchanged"
         document = extract_document(data, name=file.name)
         spans = split_passages(document.text)
+        titles = passage_titles(document.title, document.text, spans)
         now = datetime.now(UTC).isoformat()
         with closing(self._connect()) as db, db:
             if row is not None:
@@ -305,7 +314,10 @@ class LocalIndex:
             db.executemany(
                 "INSERT INTO index_passages (title, body, document_id, start_char, end_char) "
                 "VALUES (?, ?, ?, ?, ?)",
-                ((document.title, s.text, cursor.lastrowid, s.start, s.end) for s in spans),
+                (
+                    (title, s.text, cursor.lastrowid, s.start, s.end)
+                    for title, s in zip(titles, spans, strict=True)
+                ),
             )
         return "added" if row is None else "updated"
 
@@ -322,6 +334,33 @@ class LocalIndex:
         # can lose only the last commits, which the next `add` redoes: it is incremental).
         db.execute("PRAGMA synchronous = NORMAL")
         return db
+
+
+def passage_titles(title: str, text: str, spans: list) -> list[str]:
+    """Each passage's title: the document's, then the section heading it falls under, so
+    fielded BM25 and the reader both know what the passage is about."""
+    headings = headings_before(text)
+    titles, current, cursor = [], "", 0
+    for span in spans:
+        # a heading that opens the passage names it too
+        while cursor < len(headings) and headings[cursor][0] <= span.start:
+            current = headings[cursor][1]
+            cursor += 1
+        titles.append(f"{title} › {current}" if current and current != title else title)
+    return titles
+
+
+def _expire_old_extractions(db: sqlite3.Connection) -> None:
+    """Documents read by an older extractor are re-read on their next `add` (their hash is
+    forgotten), so an improved extraction reaches existing indexes."""
+    row = db.execute("SELECT value FROM index_meta WHERE key = 'extractor'").fetchone()
+    if row is not None and row[0] == EXTRACTOR_VERSION:
+        return
+    db.execute("UPDATE index_documents SET sha256 = ''")
+    db.execute(
+        "INSERT OR REPLACE INTO index_meta (key, value) VALUES ('extractor', ?)",
+        (EXTRACTOR_VERSION,),
+    )
 
 
 def _resolve_existing(path: Path | str) -> Path:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 MIN_WORDS = 100
 MAX_WORDS = 180
+# A heading (a `#` line from extraction) starts a new passage once the current one has this
+# many words, so a passage is about one section and knows its heading.
+HEADING_BREAK_WORDS = 40
 FTS_TOKENIZER = "porter unicode61"
 # bm25() weights for the (title, body) columns: a title match says which document is on topic,
 # the body decides which of its passages.
@@ -65,7 +68,12 @@ def split_passages(
     spans: list[TextSpan] = []
     start = end = words = 0
     for unit_start, unit_end, unit_words, opens_paragraph in _units(text, max_words):
-        if words and (words + unit_words > max_words or (opens_paragraph and words >= min_words)):
+        heading = opens_paragraph and text.startswith("#", unit_start)
+        if words and (
+            words + unit_words > max_words
+            or (opens_paragraph and words >= min_words)
+            or (heading and words >= min(HEADING_BREAK_WORDS, min_words))
+        ):
             spans.append(TextSpan(text[start:end], start, end))
             words = 0
         if not words:
