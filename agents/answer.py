@@ -13,21 +13,24 @@ from langgraph.runtime import Runtime
 from agents import prompts
 from agents.attribution import attribute, extractive_answer
 from agents.context import ResearchContext
+from agents.evidence import candidate_queries, evidence_budget, gather, read_checker
 from agents.evolve import evolve
-from agents.state import SearchTask
+from agents.state import Evidence, SearchTask
 from agents.text import clean_model_text
-from backends.search.types import Passage
+from backends.search.types import Passage, SearchOutcome
 from ttdr.errors import RetrievalUnavailableError
 from ttdr.models import EventKind, QAPair, Stage
 
-PASSAGE_CHARS = 700
+PASSAGE_CHARS = 700  # per passage in the answer prompt: a small model reads a few, briefly
+PROMPT_PASSAGES = 4
+EVIDENCE_CHARS = 1600  # per passage kept as evidence (a passage is at most ~180 words)
 
 
 def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
     """One parallel branch: `task` is this branch's own input (a LangGraph `Send`)."""
     ctx = runtime.context
     iteration, section, query = task["iteration"], task["section_title"], task["query"]
-    passages = search(ctx, query, iteration)
+    passages = search(ctx, task)
 
     with ctx.stage(Stage.answer, f"Answering: {query}", iteration=iteration):
         if not passages:
@@ -40,11 +43,14 @@ def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
                 iteration=iteration,
             )
             return {"qa_pairs": [qa]}
-        shown = [p.text[:PASSAGE_CHARS] for p in passages]
         sources: dict[int, str] = {}
-        for passage, text in zip(passages, shown, strict=True):
+        evidence: list[Evidence] = []
+        for passage in passages:
+            text = passage.text[:EVIDENCE_CHARS]
             number = register_source(ctx, passage, text)
             sources[number] = f"{sources.get(number, '')}\n{text}".strip()
+            evidence.append(Evidence(section=task["section"], source=number, text=text))
+        shown = [p.text[:PASSAGE_CHARS] for p in passages[:PROMPT_PASSAGES]]
         listing = "\n\n".join(f"Source {i}: {text}" for i, text in enumerate(shown, start=1))
         template = ctx.prompt("answer")
         prompt = template.format(passages=listing, query=query)
@@ -57,7 +63,8 @@ def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
         answer = attribute(written, sources, keep_unsupported=False)
         quoted = not answer.cited
         if quoted:
-            answer = extractive_answer(query, sources)
+            focus = f"{task['question']} {section} {query}"
+            answer = extractive_answer(focus, sources, sentences=3)
 
     qa = QAPair(
         iteration=iteration,
@@ -76,13 +83,39 @@ def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
         iteration=iteration,
         answer=qa.answer,
     )
-    return {"qa_pairs": [qa]}
+    return {"qa_pairs": [qa], "evidence": evidence}
 
 
-def search(ctx: ResearchContext, query: str, iteration: int) -> list[Passage]:
-    with ctx.stage(Stage.search, f"Searching: {query}", iteration=iteration):
+def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
+    """Gather the task's evidence from question-anchored queries beside the model's."""
+    iteration = task["iteration"]
+    with ctx.stage(Stage.search, f"Searching: {task['query']}", iteration=iteration):
+        is_read = read_checker({s.url: s.excerpt for s in ctx.store.sources(ctx.run_id)})
+        candidates = candidate_queries(
+            task["question"],
+            task["section_title"],
+            task.get("section_question", ""),
+            task.get("model_query"),
+        )
+        wanted = [task["question"], task["section_title"]]
+        budget = evidence_budget(task["question"], ctx.config.passages_per_answer)
+
+        def one_search(query: str, k: int) -> SearchOutcome:
+            outcome = ctx.retriever.search(query, k, per_document=3)
+            for skipped in outcome.skipped:
+                ctx.emit(
+                    Stage.search,
+                    EventKind.warning,
+                    f"Skipped {skipped.url}: {skipped.reason}",
+                    iteration=iteration,
+                    url=skipped.url,
+                    reason=skipped.reason,
+                    category=skipped.category,
+                )
+            return outcome
+
         try:
-            outcome = ctx.retriever.search(query, ctx.config.search_results)
+            gathered = gather(one_search, candidates, wanted, is_read, budget)
         except RetrievalUnavailableError as exc:
             ctx.emit(
                 Stage.search,
@@ -91,28 +124,24 @@ def search(ctx: ResearchContext, query: str, iteration: int) -> list[Passage]:
                 iteration=iteration,
             )
             return []
-    for warning in outcome.warnings:
+    for warning in gathered.warnings:
         ctx.emit(Stage.search, EventKind.warning, warning, iteration=iteration)
-    for skipped in outcome.skipped:
-        ctx.emit(
-            Stage.search,
-            EventKind.warning,
-            f"Skipped {skipped.url}: {skipped.reason}",
-            iteration=iteration,
-            url=skipped.url,
-            reason=skipped.reason,
-            category=skipped.category,
-        )
-    passages = outcome.passages[: ctx.config.passages_per_answer]
+    queries = [
+        {"origin": f.candidate.origin, "query": f.candidate.text, "feedback": round(f.score, 3)}
+        for f in gathered.feedback
+    ]
+    best = gathered.feedback[0].candidate if gathered.feedback else None
     ctx.emit(
         Stage.search,
         EventKind.finished,
-        f"Found {len(passages)} passages ({outcome.backend})",
+        f"Found {len(gathered.passages)} new passages ({gathered.backend}) from "
+        f"{len(queries)} queries; best by feedback: {best.origin if best else 'none'}",
         iteration=iteration,
-        backend=outcome.backend,
-        urls=[p.url for p in passages],
+        backend=gathered.backend,
+        urls=[p.url for p in gathered.passages],
+        queries=queries,
     )
-    return passages
+    return gathered.passages
 
 
 def register_source(ctx: ResearchContext, passage: Passage, shown: str) -> int:

@@ -40,6 +40,7 @@ class ResearchContext:
     prompts: dict[str, ChosenPrompt] = field(default_factory=dict)
     verdicts: dict[str, list[Verdict]] = field(default_factory=lambda: defaultdict(list))
     citation_stats: dict[str, Any] = field(default_factory=dict)
+    judge_blind: bool = False  # set once the judge scored a component's variants all alike
     # Parallel search branches write stats and verdicts from several threads.
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -18,6 +18,7 @@ from agents import prompts
 from agents.attribution import attribute, support
 from agents.citations import cited_numbers
 from agents.context import ResearchContext
+from agents.grounded import fact_bearing_sentences
 from agents.state import ResearchState, render_draft, section_spans
 from agents.text import clean_model_text
 from backends.llm.engine import Span
@@ -25,6 +26,7 @@ from ttdr.models import DraftVersion, EventKind, Plan, QAPair, Stage
 
 # The share of the evidence's content words a rewrite must keep to count as absorbing it.
 MIN_EVIDENCE_COVERAGE = 0.3
+FACT_KEPT = 0.8  # ... and of each fact-bearing evidence sentence's
 
 
 def denoise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
@@ -93,9 +95,23 @@ def revise_section(
     revised = attribute(written, sources, keep_unsupported=True)
     must_keep = set(cited_numbers(current)) | set(cited_numbers(evidence))
     kept_evidence = support(evidence, revised.text) >= MIN_EVIDENCE_COVERAGE
-    if not must_keep <= set(revised.cited) or not kept_evidence:
+    if (
+        not must_keep <= set(revised.cited)
+        or not kept_evidence
+        or lost_facts(evidence, revised.text)
+    ):
         return f"{current.rstrip()}\n\n{evidence}".strip()
     return revised.text
+
+
+def lost_facts(evidence: str, revised: str) -> list[str]:
+    """The fact-bearing evidence sentences (numbers, names, defaults, qualifiers) that the
+    revision no longer states: a rewrite that drops one is rejected."""
+    return [
+        sentence
+        for sentence in fact_bearing_sentences(evidence)
+        if support(sentence, revised) < FACT_KEPT
+    ]
 
 
 def rewrite_span(

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents import prompts
-from agents.judge import Verdict, judge
+from agents.judge import NEUTRAL, Verdict, judge
 from agents.text import clean_model_text
 from ttdr.models import EventKind, Stage
 
 VARIANT_TEMPERATURE = 0.8  # extra variants explore; the first keeps the run's temperature
+TIE = 0.5  # score spread below which the judge is taken not to discriminate
 
 
 @dataclass
@@ -36,23 +37,45 @@ def evolve(
     *,
     merge: Callable[[list[Candidate]], str] | None = None,
     iteration: int | None = None,
+    signal: Callable[[str], float] | None = None,
 ) -> Evolved:
-    """Run self-evolution when the run enables it for `component`; else write once."""
+    """Run self-evolution when the run enables it for `component`; else write once.
+
+    The judge is checked: when it gives every variant the same score it cannot tell them
+    apart, so the variants are ranked by `signal` (a measurable property such as the share of
+    supported sentences) instead, no revise round is spent on its critiques, and later
+    components of the run skip the judge (and, without a signal, the extra variants)."""
     config = ctx.config
-    if component not in config.evolving:
+    if component not in config.evolving or (ctx.judge_blind and signal is None):
         return Evolved(text=write(config.temperature, config.seed))
-    candidates = []
-    for index in range(config.variants):
-        temperature = config.temperature if index == 0 else VARIANT_TEMPERATURE
-        text = write(temperature, config.seed + index)
-        candidates.append(Candidate(text, judge(ctx, component, question, text)))
+    texts = [
+        write(config.temperature if index == 0 else VARIANT_TEMPERATURE, config.seed + index)
+        for index in range(config.variants)
+    ]
+    if ctx.judge_blind:
+        return _rank_by_signal(ctx, component, texts, signal, iteration, merge, judged=False)
+    candidates = [Candidate(text, judge(ctx, component, question, text)) for text in texts]
+    scores = [c.verdict.score for c in candidates]
+    if len(candidates) > 1 and max(scores) - min(scores) < TIE:
+        ctx.judge_blind = True
+        if signal is not None:
+            return _rank_by_signal(ctx, component, texts, signal, iteration, merge, judged=True)
+        ctx.emit(
+            Stage.judge,
+            EventKind.warning,
+            f"The judge scored every {component} variant {scores[0]:.1f}: it cannot tell them "
+            "apart, so the first is kept and later self-evolution skips the judge",
+            iteration=iteration,
+            component=component,
+        )
+        return Evolved(text=texts[0], candidates=candidates)
     for _ in range(config.evolution_rounds):
         candidates = [improve(ctx, component, question, c) for c in candidates]
-    scores = ", ".join(f"{c.verdict.score:.1f}" for c in candidates)
+    listed = ", ".join(f"{c.verdict.score:.1f}" for c in candidates)
     ctx.emit(
         Stage.judge,
         EventKind.finished,
-        f"Self-evolution of the {component}: {len(candidates)} variants scored {scores}",
+        f"Self-evolution of the {component}: {len(candidates)} variants scored {listed}",
         iteration=iteration,
         component=component,
         scores=[c.verdict.score for c in candidates],
@@ -62,6 +85,24 @@ def evolve(
     evolved = Evolved(text=(merge or _pick_best)(ranked), candidates=ranked)
     ctx.record_verdict(component, ranked[0].verdict)
     return evolved
+
+
+def _rank_by_signal(ctx, component, texts, signal, iteration, merge, *, judged: bool) -> Evolved:
+    values = [signal(text) for text in texts]
+    order = sorted(range(len(texts)), key=lambda i: -values[i])
+    why = "scored every variant alike" if judged else "could not tell variants apart earlier"
+    ctx.emit(
+        Stage.judge,
+        EventKind.warning,
+        f"The judge {why}; the {component} variants are ranked by a measurable signal "
+        f"instead ({', '.join(f'{values[i]:.2f}' for i in order)})",
+        iteration=iteration,
+        component=component,
+        signal=[values[i] for i in order],
+    )
+    neutral = Verdict(NEUTRAL, NEUTRAL, "")
+    ranked = [Candidate(texts[i], neutral) for i in order]
+    return Evolved(text=(merge or _pick_best)(ranked), candidates=ranked)
 
 
 def improve(ctx, component: str, question: str, candidate: Candidate) -> Candidate:

@@ -7,15 +7,23 @@ import re
 from langgraph.runtime import Runtime
 
 from agents import prompts
+from agents.attribution import content_words
 from agents.context import ResearchContext
+from agents.evidence import QueryCandidate, judge_query, key_terms
 from agents.evolve import Candidate, evolve
 from agents.state import ResearchState
 from agents.text import clean_model_text
+from ttdr.errors import RetrievalUnavailableError
 from ttdr.models import EventKind, Plan, PlanSection, Stage
 
 LIST_PREFIX = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s*")
 SECTION_LABEL = re.compile(r"^(?:section|part)\s*\d*\s*[:.\-–]\s*", re.IGNORECASE)
 TEMPLATE_ECHOES = ("section title", "key question", "this section", "research question")
+OUTLINE_DEPTH = 16
+GENERIC_HEADINGS = frozenset(
+    "description synopsis options overview summary introduction details discussion notes "  # noqa: SIM905
+    "examples example usage configuration name see also".split()
+)
 FALLBACK_OUTLINE = (
     ("Background and definitions", "What background and definitions does a reader need for: {q}"),
     ("How it works", "What are the mechanisms or methods behind: {q}"),
@@ -41,16 +49,14 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
             """The best variant's sections first, then new ones from the others (cross-over)."""
             return "\n".join(c.text for c in ranked)
 
-        evolved = evolve(ctx, "plan", question, write, merge=merge)
-        plan = parse_plan(evolved.text, question, count)
-        if plan is None:
-            plan = fallback_plan(question, count)
-            ctx.emit(
-                Stage.plan,
-                EventKind.warning,
-                "The model's plan had fewer than two usable sections; using a standard outline.",
-                raw=evolved.text[:500],
-            )
+        def signal(text: str) -> float:
+            parsed = parse_plan(text, question, count)
+            return plan_feedback(ctx, question, parsed) if parsed else 0.0
+
+        evolved = evolve(ctx, "plan", question, write, merge=merge, signal=signal)
+        plan, how = choose_plan(ctx, question, parse_plan(evolved.text, question, count), count)
+        if how != "model":
+            ctx.emit(Stage.plan, EventKind.warning, how, raw=evolved.text[:500])
     ctx.store.save_plan(ctx.run_id, plan)
     ctx.emit(
         Stage.plan,
@@ -59,6 +65,87 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
         sections=plan.titles(),
     )
     return {"plan": plan}
+
+
+def choose_plan(
+    ctx: ResearchContext, question: str, model_plan: Plan | None, count: int
+) -> tuple[Plan, str]:
+    """The model's plan or an outline from the headings of the pages the question retrieves,
+    whichever retrieves better (retrieval feedback); a neutral outline only when nothing can
+    be retrieved at all. Returns the plan and "model" or what was used instead, and why."""
+    outline = headings_plan(ctx, question, count)
+    if outline is None:
+        if model_plan is not None:
+            return model_plan, "model"
+        return fallback_plan(question, count), (
+            "The model's plan was unusable and the question retrieved no pages to outline "
+            "from; using a neutral outline."
+        )
+    if model_plan is None:
+        return outline, (
+            "The model's plan had fewer than two usable sections; the outline comes from the "
+            "headings of the pages the question retrieves."
+        )
+    ours, theirs = plan_feedback(ctx, question, model_plan), plan_feedback(ctx, question, outline)
+    if ours > theirs:
+        return model_plan, "model"
+    return outline, (
+        f"The model's plan retrieved less relevant evidence ({ours:.2f}) than an outline from "
+        f"the retrieved pages' headings ({theirs:.2f}); using the outline."
+    )
+
+
+def headings_plan(ctx: ResearchContext, question: str, count: int) -> Plan | None:
+    """STORM-style: the sections the best-matching pages give the question's subject."""
+    try:
+        outcome = ctx.retriever.search(question, OUTLINE_DEPTH, per_document=3)
+    except RetrievalUnavailableError:
+        return None
+    sections: list[PlanSection] = []
+    seen: set[str] = set()
+    for passage in outcome.passages:
+        title = outline_title(passage.title)
+        if not title or title.lower() in seen or not usable_title(title, question):
+            continue
+        seen.add(title.lower())
+        sections.append(
+            PlanSection(title=title, question=f"What does {title} say about: {question}")
+        )
+        if len(sections) == count:
+            break
+    return Plan(sections=sections) if len(sections) >= 2 else None
+
+
+def outline_title(passage_title: str) -> str:
+    """`git-rebase(1) Manual Page › OPTIONS` → `git-rebase(1): options`; a page's own title
+    when its heading is generic."""
+    page, _, heading = passage_title.partition(" › ")
+    page = re.sub(r"\s*(manual page|documentation|- .*)$", "", page, flags=re.I).strip()
+    heading = heading.strip()
+    if not heading:
+        return page[:80]
+    if heading.isupper() or heading.lower() in GENERIC_HEADINGS:
+        heading = heading.capitalize()
+        return f"{page}: {heading}"[:80] if page else heading[:80]
+    return heading[:80]
+
+
+def plan_feedback(ctx: ResearchContext, question: str, plan: Plan) -> float:
+    """Mean retrieval feedback of the plan's sections: do their searches find passages that
+    share the question's key terms?"""
+    wanted = content_words(question)
+    if not wanted or not plan.sections:
+        return 0.0
+    values = []
+    for section in plan.sections:
+        query = " ".join([section.title, *key_terms(question)[:6]])
+        try:
+            hits = ctx.retriever.search(query, 5, per_document=3).passages
+        except RetrievalUnavailableError:
+            return 0.0
+        candidate = QueryCandidate(query, "section")
+        values.append(judge_query(candidate, hits, wanted, lambda p: False).relevance)
+    return sum(values) / len(values)
 
 
 def parse_plan(text: str, question: str, limit: int) -> Plan | None:

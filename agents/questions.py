@@ -51,14 +51,17 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
             raw = evolve(ctx, "questions", state["question"], write, iteration=iteration).text
             if DONE.match(first_line(clean_model_text(raw)) or ""):
                 done_votes += 1
-            query = choose_query(parse_query(raw), section.title, section.question, state, asked)
+            model_query = parse_query(raw)
+            query = choose_query(model_query, section.title, section.question, state, asked)
             asked.add(query.lower())
             tasks.append(
                 SearchTask(
                     question=state["question"],
                     section=target,
                     section_title=section.title,
+                    section_question=section.question,
                     query=query,
+                    model_query=model_query,
                     iteration=iteration,
                 )
             )

@@ -14,6 +14,14 @@ from agents.attribution import attribute
 from agents.citations import cited_numbers, remap_citations
 from agents.context import ResearchContext
 from agents.evolve import evolve
+from agents.grounded import (
+    LENGTH_SENTENCES,
+    SUMMARY_SENTENCES,
+    as_prose,
+    choose_sentences,
+    evidence_sentences,
+    grounded_section,
+)
 from agents.state import ResearchState
 from agents.text import clean_model_text, split_sentences
 from ttdr.models import Citation, EventKind, Report, Source, Stage
@@ -32,11 +40,26 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
     plan = state["plan"]
     sections = state["sections"] if ctx.config.denoise else summarise_answers(state)
     question = state["question"]
+    config = ctx.config
     with ctx.stage(Stage.report, "Writing the final report"):
         sources = ctx.store.sources(ctx.run_id)
         excerpts = {s.number: s.excerpt for s in sources}
         ledger = CitationLedger(excerpts)
-        checked = [ledger.check(body) for body in sections]
+        evidence = evidence_by_section(state, len(plan.sections))
+        used: set[str] = set()
+        grounded = [
+            grounded_section(
+                body,
+                evidence[index],
+                excerpts,
+                [(question, 1.0), (f"{section.title} {section.question}", 0.7)],
+                sentences=LENGTH_SENTENCES[config.length],
+                grounding=config.grounding,
+                used=used,
+            )
+            for index, (section, body) in enumerate(zip(plan.sections, sections, strict=True))
+        ]
+        checked = [ledger.check(body) for body in grounded]
         digest = "\n".join(
             f"- {s.title}: {body.strip()[:300]}"
             for s, body in zip(plan.sections, checked, strict=True)
@@ -48,7 +71,8 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
             text = ctx.write(Stage.report, prompts.chat(prompt), temperature=temperature, seed=seed)
             return clean_model_text(text, heading="Summary", instruction=template)
 
-        summary = ledger.check(evolve(ctx, "report", question, write).text)
+        written = evolve(ctx, "report", question, write, signal=supported_share(excerpts)).text
+        summary = ledger.check(ground_summary(written, excerpts, evidence, question, config, used))
         cited, total = sourced_sentences([summary, *checked])
         parts = [f"# {question}"]
         if cited < total:  # say plainly how much of the report stands on its sources
@@ -68,6 +92,7 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         "sections_with_citations": covered,
         "sentences": total,
         "sentences_cited": cited,
+        "grounding": config.grounding,
     }
     if ledger.moved or ledger.unsupported or dropped:
         ctx.emit(
@@ -86,6 +111,48 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         stop_reason=reason,
     )
     return {"stop_reason": reason}
+
+
+def evidence_by_section(state: ResearchState, count: int) -> list[list[tuple[int, str]]]:
+    """(source number, passage) read for each section, in the order they were read."""
+    grouped: list[list[tuple[int, str]]] = [[] for _ in range(count)]
+    for item in state.get("evidence", []):
+        if 0 <= item["section"] < count:
+            grouped[item["section"]].append((item["source"], item["text"]))
+    return grouped
+
+
+def ground_summary(
+    written: str,
+    excerpts: dict[int, str],
+    evidence: list[list[tuple[int, str]]],
+    question: str,
+    config,
+    used: set[str],
+) -> str:
+    """The model's summary sentences that a source supports; when strict grounding leaves
+    too few, the evidence sentences that best answer the question itself."""
+    if config.grounding != "strict":
+        return written
+    kept = attribute(written, excerpts, keep_unsupported=False).text
+    wanted = SUMMARY_SENTENCES[config.length] - len(split_sentences(kept))
+    if wanted <= 0:
+        return kept
+    everything = [item for section in evidence for item in section]
+    candidates = [c for c in evidence_sentences(everything) if c.text not in used]
+    chosen = choose_sentences(candidates, [(question, 1.0)], wanted, already=kept)
+    return " ".join(p for p in (kept, as_prose(chosen).replace("\n\n", " ")) if p)
+
+
+def supported_share(excerpts: dict[int, str]):
+    """A measurable signal for ranking summaries when the judge cannot tell them apart."""
+
+    def signal(text: str) -> float:
+        result = attribute(text, excerpts, keep_unsupported=False)
+        total = len(split_sentences(text))
+        return len(split_sentences(result.text)) / total if total else 0.0
+
+    return signal
 
 
 def sourced_sentences(bodies: list[str]) -> tuple[int, int]:

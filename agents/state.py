@@ -18,8 +18,18 @@ class SearchTask(TypedDict):
     question: str  # the research question
     section: int
     section_title: str
-    query: str
+    section_question: str
+    query: str  # what the step is said to search for (the model's query, or the plan's)
+    model_query: str | None  # the model's own query, one candidate among several
     iteration: int
+
+
+class Evidence(TypedDict):
+    """A passage read for a section: the grounded writer builds the section from these."""
+
+    section: int
+    source: int  # the run-wide source number it is cited by
+    text: str
 
 
 class ResearchState(TypedDict, total=False):
@@ -29,6 +39,7 @@ class ResearchState(TypedDict, total=False):
     iteration: int  # denoising steps completed
     tasks: list[SearchTask]  # the search questions of the step in progress
     qa_pairs: Annotated[list[QAPair], operator.add]
+    evidence: Annotated[list[Evidence], operator.add]
     source_count: int  # sources retrieved before the step in progress
     stop_reason: str
 

@@ -44,8 +44,9 @@ def test_research_prints_the_report_and_history_keeps_it(cli, home, tiny_model, 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"# {QUESTION}")
     assert "## References" in result.stdout
-    # auto mode: the web is offline in tests, so the run says it fell back to the index
-    assert "searched the local index instead" in result.stderr
+    # auto mode with --docs: the run searches the documents it was given, and says so
+    assert "Searching only the documents given with --docs" in result.stderr
+    assert "searched the local index instead" not in result.stderr
     for stage in ("plan:", "draft:", "question 1/1:", "search 1/1:", "answer 1/1:", "revise 1/1:"):
         assert stage in result.stderr
     (run,) = store(home).list_runs()

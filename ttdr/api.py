@@ -218,7 +218,16 @@ class Researcher:
             )
         if index.embedder is not None and not self.config.docs:
             index.embed_missing()  # documents indexed before embeddings were switched on
-        retriever = Retriever(self.config.search, index, open_web_search(self.settings, index))
+        if self.config.docs and self.config.search == "auto":
+            messages.append(
+                "Searching only the documents given with --docs (use --search web for the web)"
+            )
+        retriever = Retriever(
+            self.config.search,
+            index,
+            open_web_search(self.settings, index),
+            scope=self.config.docs,
+        )
         try:
             messages += retriever.preflight(question)
         except BaseException:

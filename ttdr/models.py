@@ -59,7 +59,9 @@ class ResearchConfig(BaseModel):
     max_sections: int = Field(4, ge=1, le=12, description="Upper bound on planned sections.")
     section_tokens: int = Field(160, ge=8, le=4096, description="Tokens per section write.")
     search_results: int = Field(5, ge=1, le=20, description="Search hits per question.")
-    passages_per_answer: int = Field(4, ge=1, le=12, description="Passages shown to the answerer.")
+    passages_per_answer: int = Field(
+        6, ge=1, le=12, description="Evidence passages per search step (grows with the question)."
+    )
     seed: int = Field(0, description="Seed for sampling, so runs are repeatable.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     questions_per_step: int = Field(
@@ -76,6 +78,14 @@ class ResearchConfig(BaseModel):
     )
     variants: int = Field(2, ge=1, le=8, description="Self-evolution: initial variants.")
     evolution_rounds: int = Field(1, ge=0, le=4, description="Self-evolution: revise rounds.")
+    length: Literal["short", "medium", "long"] = Field(
+        "medium", description="Report size, independent of research depth (iterations)."
+    )
+    grounding: Literal["strict", "marked", "off"] = Field(
+        "strict",
+        description="strict: every report sentence is supported by a retrieved passage or "
+        "removed; marked: unsupported sentences stay, flagged; off: no filtering.",
+    )
     judge_model: str | None = Field(
         None,
         description="Registry name or checkpoint folder of the self-evolution and `eval "

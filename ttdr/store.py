@@ -37,7 +37,7 @@ from ttdr.models import (
     utc_now,
 )
 
-MAX_EXCERPT_CHARS = 8000
+MAX_EXCERPT_CHARS = 24000
 ORPHANED = (
     "the process running it ended without recording why (killed or crashed); its drafts are "
     "kept: `ttdr research --resume {run_id}` continues it"

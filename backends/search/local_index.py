@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,13 +131,25 @@ class LocalIndex:
             self.embed_missing()
         return report
 
-    def search(self, query: str, k: int = 8) -> list[Passage]:
-        """The `k` best passages for `query`, at most two per document, best first."""
+    def search(
+        self,
+        query: str,
+        k: int = 8,
+        *,
+        scope: Sequence[Path] = (),
+        per_document: int = PASSAGES_PER_DOCUMENT,
+    ) -> list[Passage]:
+        """The `k` best passages for `query`, at most `per_document` per document, best first.
+
+        `scope` (files or folders) limits the search to documents under them: a run given
+        `--docs A` must not answer from pages indexed for another run over B."""
         match = fts_match_query(query)
         if k <= 0 or (match is None and self.embedder is None):
             return []
+        prefixes = [_path_prefix(p) for p in scope]
         if self.embedder is not None:
-            return self._search_hybrid(query, match, k)
+            return self._search_hybrid(query, match, k, prefixes, per_document)
+        in_scope, scope_args = _scope_sql(prefixes)
         # bm25() only works in the SELECT that MATCHes, so rank per document one level up.
         sql = f"""
             WITH hits AS MATERIALIZED (
@@ -151,16 +163,23 @@ class LocalIndex:
             )
             SELECT d.path, r.title, r.body, r.score
             FROM ranked AS r JOIN index_documents AS d ON d.id = r.document_id
-            WHERE r.nth <= ? ORDER BY r.score DESC, d.path, r.id LIMIT ?
+            WHERE r.nth <= ? {in_scope} ORDER BY r.score DESC, d.path, r.id LIMIT ?
         """
         with closing(self._connect()) as db:
-            rows = db.execute(sql, (match, PASSAGES_PER_DOCUMENT, k)).fetchall()
+            rows = db.execute(sql, (match, per_document, *scope_args, k)).fetchall()
         return [
             Passage(url=Path(path).as_uri(), title=title, text=body, score=score, kind="local")
             for path, title, body, score in rows
         ]
 
-    def _search_hybrid(self, query: str, match: str | None, k: int) -> list[Passage]:
+    def _search_hybrid(
+        self,
+        query: str,
+        match: str | None,
+        k: int,
+        prefixes: list[str],
+        per_document: int,
+    ) -> list[Passage]:
         """BM25 and cosine rankings, each `HYBRID_DEPTH` deep, fused by reciprocal rank."""
         import numpy as np
 
@@ -169,6 +188,8 @@ class LocalIndex:
         assert self.embedder is not None
         query_vector = self.embedder.encode([query])[0]
         with closing(self._connect()) as db:
+            in_scope, scope_args = _scope_sql(prefixes)
+            documents = f"SELECT id FROM index_documents AS d WHERE 1 {in_scope}"
             lexical: list[int] = []
             if match is not None:
                 lexical = [
@@ -176,11 +197,15 @@ class LocalIndex:
                     for row in db.execute(
                         f"SELECT rowid, {bm25_score_sql('index_passages')} AS score "
                         "FROM index_passages WHERE index_passages MATCH ? "
+                        f"AND document_id IN ({documents}) "
                         "ORDER BY score DESC, rowid LIMIT ?",
-                        (match, HYBRID_DEPTH),
+                        (match, *scope_args, HYBRID_DEPTH),
                     )
                 ]
-            rows = db.execute("SELECT passage_id, vector FROM index_vectors").fetchall()
+            rows = db.execute(
+                f"SELECT passage_id, vector FROM index_vectors WHERE document_id IN ({documents})",
+                scope_args,
+            ).fetchall()
             ids = [int(row[0]) for row in rows]
             vectors = (
                 np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(
@@ -201,14 +226,14 @@ class LocalIndex:
                 )
             }
         passages: list[Passage] = []
-        per_document: dict[int, int] = {}
+        taken: dict[int, int] = {}
         for passage_id, score in fused:
             if passage_id not in details or len(passages) >= k:
                 continue
             path, title, body, document_id = details[passage_id]
-            if per_document.get(document_id, 0) >= PASSAGES_PER_DOCUMENT:
+            if taken.get(document_id, 0) >= per_document:
                 continue
-            per_document[document_id] = per_document.get(document_id, 0) + 1
+            taken[document_id] = taken.get(document_id, 0) + 1
             passages.append(Passage(Path(path).as_uri(), title, body, score, "local"))
         return passages
 
@@ -336,17 +361,37 @@ class LocalIndex:
         return db
 
 
+def _path_prefix(path: Path | str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _scope_sql(prefixes: list[str]) -> tuple[str, list[str]]:
+    """An `AND (...)` clause on `d.path` for documents at or under any of `prefixes`."""
+    if not prefixes:
+        return "", []
+    clauses, args = [], []
+    for prefix in prefixes:
+        folder = prefix.rstrip(os.sep) + os.sep
+        clauses.append("d.path = ? OR substr(d.path, 1, length(?)) = ?")
+        args += [prefix, folder, folder]
+    return "AND (" + " OR ".join(clauses) + ")", args
+
+
 def passage_titles(title: str, text: str, spans: list) -> list[str]:
-    """Each passage's title: the document's, then the section heading it falls under, so
-    fielded BM25 and the reader both know what the passage is about."""
+    """Each passage's title: the document's, then the section heading it falls under (or,
+    when it opens under the page title alone, the first heading inside it), so fielded BM25
+    and the reader both know what the passage is about."""
     headings = headings_before(text)
     titles, current, cursor = [], "", 0
     for span in spans:
-        # a heading that opens the passage names it too
         while cursor < len(headings) and headings[cursor][0] <= span.start:
             current = headings[cursor][1]
             cursor += 1
-        titles.append(f"{title} › {current}" if current and current != title else title)
+        section = current
+        if not section or section == title:
+            inside = [h for offset, h in headings if span.start < offset < span.end]
+            section = inside[0] if inside else section
+        titles.append(f"{title} › {section}" if section and section != title else title)
     return titles
 
 

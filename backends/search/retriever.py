@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from backends.search.local_index import LocalIndex
 from backends.search.types import SearchOutcome
@@ -30,9 +32,21 @@ _EMPTY_INDEX = (
 class Retriever:
     """Searches according to `mode`; `web` is created on demand unless given (tests give one)."""
 
-    def __init__(self, mode: SearchMode, index: LocalIndex, web: WebSearch | None = None) -> None:
+    def __init__(
+        self,
+        mode: SearchMode,
+        index: LocalIndex,
+        web: WebSearch | None = None,
+        *,
+        scope: Sequence[Path] = (),
+    ) -> None:
+        """`scope`: the documents this run was given; local search looks only under them, and
+        `auto` then searches them rather than the web (the user said where to look)."""
         if mode not in ("web", "local", "auto"):
             raise ValueError(f"unknown search mode {mode!r}: use web, local or auto")
+        self.scope = [Path(p) for p in scope]
+        if mode == "auto" and self.scope:
+            mode = "local"
         self.mode: SearchMode = mode
         self.index = index
         self.web = web if web is not None or mode == "local" else WebSearch()
@@ -45,17 +59,18 @@ class Retriever:
         if self.web is not None:
             self.web.close()
 
-    def search(self, query: str, k: int = DEFAULT_K) -> SearchOutcome:
+    def search(self, query: str, k: int = DEFAULT_K, *, per_document: int = 2) -> SearchOutcome:
+        """The best `k` passages; a local document gives at most `per_document` of them."""
         if self.mode == "local":
-            return self._search_local(query, k)
+            return self._search_local(query, k, per_document)
         try:
             outcome = self._search_web(query, k)
         except WebSearchError as error:
             if self.mode == "web":
                 raise RetrievalUnavailableError(_web_failed(str(error))) from error
-            return self._fall_back(query, k, str(error))
+            return self._fall_back(query, k, str(error), per_document)
         if self.mode == "auto" and not outcome.passages and self.index.count():
-            local = self._search_local(query, k)
+            local = self._search_local(query, k, per_document)
             local.skipped = outcome.skipped
             local.warnings = [*outcome.warnings, "searched the local index instead"]
             return local
@@ -102,13 +117,14 @@ class Retriever:
             self._remembered[query] = (k, outcome)
         return _copy(outcome, k)
 
-    def _search_local(self, query: str, k: int) -> SearchOutcome:
-        return SearchOutcome(passages=self.index.search(query, k), backend="local")
+    def _search_local(self, query: str, k: int, per_document: int = 2) -> SearchOutcome:
+        passages = self.index.search(query, k, scope=self.scope, per_document=per_document)
+        return SearchOutcome(passages=passages, backend="local")
 
-    def _fall_back(self, query: str, k: int, why: str) -> SearchOutcome:
+    def _fall_back(self, query: str, k: int, why: str, per_document: int) -> SearchOutcome:
         if not self.index.count():
             raise RetrievalUnavailableError(_nothing_to_search(why))
-        outcome = self._search_local(query, k)
+        outcome = self._search_local(query, k, per_document)
         outcome.warnings.append(f"web search failed ({why}); searched the local index instead")
         return outcome
 

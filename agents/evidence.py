@@ -1,0 +1,173 @@
+"""Evidence for one search task, gathered without trusting the model's query.
+
+A small model's search query is often its own babble, so it only competes: beside it stand
+queries made from the question alone (the question verbatim; its key terms, identifiers first)
+and from the plan (the section's title and key question with the question's key terms). Each
+candidate is searched, judged by retrieval feedback (do its top hits share the question's and
+the section's key terms, and how much of them is new to this run), and the rankings are fused
+by reciprocal rank weighted by that feedback. The evidence budget grows with the question: more
+distinct key terms, more passages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from agents.attribution import content_words
+from backends.search.types import Passage, SearchOutcome
+
+# Words that make a question a question, not what it is about.
+QUESTION_WORDS = frozenset(
+    "how what which when where why who does work works explain describe difference between "  # noqa: SIM905
+    "use used using possible way ways happen happens kind kinds there their something "
+    "someone give list tell know need want".split()
+)
+IDENTIFIER = re.compile(
+    r"(?:--?[a-z][\w-]*|[\w.]*[_.:/][\w.:/]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*)"
+)
+SEARCH_DEPTH = 12  # hits asked of each candidate query
+FEEDBACK_TOP = 5  # hits whose key-term overlap judges a candidate
+RRF_K = 60
+BASE_BUDGET = 6
+MAX_BUDGET = 12
+
+
+@dataclass(frozen=True)
+class QueryCandidate:
+    text: str
+    origin: str  # model | question | key terms | section
+
+
+@dataclass(frozen=True)
+class QueryFeedback:
+    candidate: QueryCandidate
+    relevance: float  # mean share of the wanted key terms in its top hits
+    novelty: float  # share of its top hits not read before in this run
+
+    @property
+    def score(self) -> float:
+        return self.relevance * (0.5 + 0.5 * self.novelty)
+
+
+@dataclass
+class Gathered:
+    passages: list[Passage]
+    feedback: list[QueryFeedback]
+    warnings: list[str]
+    backend: str
+
+
+def key_terms(text: str) -> list[str]:
+    """The words a passage about `text` must contain, identifiers (options, names with
+    punctuation or inner capitals) first, in order of appearance, without repeats."""
+    identifiers = [m.group(0).strip(".:/") for m in IDENTIFIER.finditer(text)]
+    words = [w for w in re.findall(r"[A-Za-z0-9][\w'-]*", text) if _is_content(w)]
+    seen: dict[str, None] = {}
+    for term in [*identifiers, *words]:
+        if term and term.lower() not in {s.lower() for s in seen}:
+            seen[term] = None
+    return list(seen)
+
+
+def _is_content(word: str) -> bool:
+    lower = word.lower()
+    return len(lower) > 2 and lower not in QUESTION_WORDS and bool(content_words(lower))
+
+
+def evidence_budget(question: str, base: int = BASE_BUDGET) -> int:
+    """More distinct key terms mean more aspects to find evidence for."""
+    return max(base, min(MAX_BUDGET, base + len(key_terms(question)) // 3))
+
+
+def candidate_queries(
+    question: str, section_title: str, section_question: str, model_query: str | None
+) -> list[QueryCandidate]:
+    terms = key_terms(question)
+    section_terms = [t for t in key_terms(f"{section_title} {section_question}") if t not in terms]
+    raw = [
+        QueryCandidate(question, "question"),
+        QueryCandidate(" ".join(terms), "key terms"),
+        QueryCandidate(" ".join([*section_terms[:6], *terms[:6]]), "section"),
+    ]
+    if model_query:
+        raw.append(QueryCandidate(model_query, "model"))
+    unique: dict[str, QueryCandidate] = {}
+    for candidate in raw:
+        key = " ".join(candidate.text.lower().split())
+        if key and key not in unique:
+            unique[key] = candidate
+    return list(unique.values())
+
+
+def passage_key(passage: Passage) -> str:
+    """Identity of a passage across searches: its page and its opening words."""
+    return f"{passage.url}#{opening(passage.text)}"
+
+
+def opening(text: str) -> str:
+    return " ".join(text.split()[:24])
+
+
+def read_checker(excerpts: dict[str, str]) -> Callable[[Passage], bool]:
+    """Whether a passage was read before, from what the run's sources hold (url → excerpt)."""
+    squashed = {url: " ".join(text.split()) for url, text in excerpts.items()}
+    return lambda p: p.url in squashed and opening(p.text) in squashed[p.url]
+
+
+def gather(
+    search: Callable[[str, int], SearchOutcome],
+    candidates: list[QueryCandidate],
+    wanted: Iterable[str],
+    is_read: Callable[[Passage], bool],
+    budget: int,
+    *,
+    per_page: int = 3,
+) -> Gathered:
+    """Search every candidate, weigh it by feedback, fuse, and keep `budget` new passages."""
+    wanted_words = content_words(" ".join(wanted))
+    outcomes: list[tuple[QueryFeedback, list[Passage]]] = []
+    warnings: list[str] = []
+    backend = "none"
+    for candidate in candidates:
+        outcome = search(candidate.text, SEARCH_DEPTH)
+        warnings += [w for w in outcome.warnings if w not in warnings]
+        backend = outcome.backend if outcome.passages else backend
+        feedback = judge_query(candidate, outcome.passages, wanted_words, is_read)
+        outcomes.append((feedback, outcome.passages))
+    fused: dict[str, float] = {}
+    by_key: dict[str, Passage] = {}
+    for feedback, passages in outcomes:
+        for rank, passage in enumerate(passages):
+            key = passage_key(passage)
+            by_key.setdefault(key, passage)
+            fused[key] = fused.get(key, 0.0) + (0.05 + feedback.score) / (RRF_K + rank + 1)
+    chosen: list[Passage] = []
+    pages: dict[str, int] = {}
+    for key in sorted(fused, key=lambda k: -fused[k]):
+        passage = by_key[key]
+        if is_read(passage) or pages.get(passage.url, 0) >= per_page:
+            continue
+        pages[passage.url] = pages.get(passage.url, 0) + 1
+        chosen.append(passage)
+        if len(chosen) == budget:
+            break
+    feedback = sorted((f for f, _ in outcomes), key=lambda f: -f.score)
+    return Gathered(chosen, feedback, warnings, backend)
+
+
+def judge_query(
+    candidate: QueryCandidate,
+    passages: list[Passage],
+    wanted: set[str],
+    is_read: Callable[[Passage], bool],
+) -> QueryFeedback:
+    top = passages[:FEEDBACK_TOP]
+    if not top or not wanted:
+        return QueryFeedback(candidate, 0.0, 0.0)
+    relevance = sum(
+        len(wanted & content_words(f"{p.title} {p.text}")) / len(wanted) for p in top
+    ) / len(top)
+    novelty = sum(not is_read(p) for p in top) / len(top)
+    return QueryFeedback(candidate, round(relevance, 3), round(novelty, 3))

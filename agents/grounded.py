@@ -1,0 +1,181 @@
+"""Grounded writing: a section of the final report stands on the passages read for it.
+
+A small model's revisions lose or corrupt the facts it was given, and verbatim source sentences
+were the only accurate content of its reports. So a section is built as:
+
+1. the draft's own sentences that a retrieved passage supports (the ledger attaches their
+   source), and, with `grounding="marked"`, its unsupported ones visibly flagged (with
+   `"off"`, kept as they are; with the default `"strict"`, removed);
+2. then the best evidence sentences that the kept text does not already state: ranked by their
+   share of the question's and the section's key terms (rarer terms weigh more), chosen with a
+   redundancy penalty (maximal marginal relevance), put back in source order and grouped into
+   short paragraphs so they read as prose, each with its citation.
+
+Short fragments (a table row such as "Default: | On", a one-line definition) are prefixed with
+the heading they stand under, so they still say what they are about.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from agents.attribution import _with_markers, attribute, content_words, support
+from agents.evidence import key_terms
+from agents.text import split_sentences
+
+LENGTH_SENTENCES = {"short": 3, "medium": 6, "long": 10}
+SUMMARY_SENTENCES = {"short": 2, "medium": 3, "long": 4}
+STATED = 0.6  # a candidate the kept text covers this much adds nothing new
+REDUNDANCY = 0.5  # weight of the similarity penalty in maximal marginal relevance
+MIN_WORDS, MAX_WORDS = 5, 70
+FRAGMENT_WORDS = 9
+PARAGRAPH_SENTENCES = 3
+UNSOURCED_MARK = " *(unsourced)*"
+QUALIFIERS = frozenset(
+    "not never only unless except default defaults must cannot always no none instead "  # noqa: SIM905
+    "deprecated requires required disabled enabled".split()
+)
+
+
+@dataclass(frozen=True)
+class EvidenceSentence:
+    text: str
+    source: int
+    order: int  # position among all candidates, for putting chosen sentences back in order
+
+
+def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence]:
+    """Sentences of the passages, fragments given their heading, code and noise left out."""
+    out: list[EvidenceSentence] = []
+    seen: set[str] = set()
+    for source, passage in evidence:
+        heading = ""
+        for block in re.split(r"\n\s*\n", passage):
+            block = block.strip()
+            if block.startswith("#"):
+                heading = block.lstrip("#").strip()
+                continue
+            if "\n" in block or _looks_like_code(block):
+                continue  # code blocks do not read as prose
+            for sentence in split_sentences(block):
+                sentence = re.sub(r":?\s+\|\s+", ": ", sentence).strip()
+                words = sentence.split()
+                if not MIN_WORDS - 2 <= len(words) <= MAX_WORDS:
+                    continue
+                if len(words) < FRAGMENT_WORDS and heading:
+                    sentence = f"{heading}: {sentence}"
+                if len(content_words(sentence)) < 3:
+                    continue
+                key = " ".join(sorted(content_words(sentence)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if sentence[-1:] not in ".!?:":
+                    sentence += "."
+                out.append(EvidenceSentence(sentence, source, len(out)))
+    return out
+
+
+def _looks_like_code(block: str) -> bool:
+    symbols = sum(block.count(c) for c in "{}<>;=$\\")
+    return symbols > max(4, len(block) // 12)
+
+
+def choose_sentences(
+    candidates: list[EvidenceSentence],
+    focus: list[tuple[str, float]],
+    count: int,
+    already: str = "",
+) -> list[EvidenceSentence]:
+    """The `count` most relevant, least redundant candidates not stated by `already`."""
+    if count <= 0 or not candidates:
+        return []
+    words = [content_words(c.text) for c in candidates]
+    frequency = Counter(w for ws in words for w in ws)
+    idf = {w: math.log(1 + len(candidates) / n) for w, n in frequency.items()}
+    weights: dict[str, float] = {}
+    for text, weight in focus:
+        for w in content_words(text):
+            weights[w] = max(weights.get(w, 0.0), weight)
+    relevance = []
+    for ws, candidate in zip(words, candidates, strict=True):
+        score = sum(weights.get(w, 0.0) * idf.get(w, 0.0) for w in ws)
+        score /= math.sqrt(len(ws)) or 1.0
+        score *= 1.15 if _fact_bearing(candidate.text) else 1.0
+        relevance.append(score)
+    chosen: list[int] = []
+    kept_words = content_words(already)
+    while len(chosen) < count:
+        best, best_value = None, 0.0
+        for i, ws in enumerate(words):
+            if i in chosen or relevance[i] <= 0:
+                continue
+            if (
+                kept_words
+                and len(ws & kept_words) / len(ws) >= STATED
+                and support(candidates[i].text, already) >= STATED
+            ):
+                continue
+            overlap = max((_jaccard(ws, words[j]) for j in chosen), default=0.0)
+            value = relevance[i] * (1 - REDUNDANCY * overlap)
+            if value > best_value:
+                best, best_value = i, value
+        if best is None:
+            break
+        chosen.append(best)
+    return sorted((candidates[i] for i in chosen), key=lambda c: (c.source, c.order))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def _fact_bearing(sentence: str) -> bool:
+    """Numbers, identifiers, qualifiers: the kind of content a paraphrase loses first."""
+    if re.search(r"\d", sentence):
+        return True
+    words = set(re.findall(r"[a-z]+", sentence.lower()))
+    return bool(words & QUALIFIERS) or len(key_terms(sentence)) > len(content_words(sentence))
+
+
+def fact_bearing_sentences(text: str) -> list[str]:
+    return [s for s in split_sentences(text) if _fact_bearing(s)]
+
+
+def as_prose(sentences: list[EvidenceSentence]) -> str:
+    """Cited sentences grouped in short paragraphs, in source order."""
+    cited = [_with_markers(s.text, [s.source]) for s in sentences]
+    paragraphs = [
+        " ".join(cited[i : i + PARAGRAPH_SENTENCES])
+        for i in range(0, len(cited), PARAGRAPH_SENTENCES)
+    ]
+    return "\n\n".join(paragraphs)
+
+
+def grounded_section(
+    draft: str,
+    evidence: list[tuple[int, str]],
+    sources: dict[int, str],
+    focus: list[tuple[str, float]],
+    *,
+    sentences: int,
+    grounding: str = "strict",
+    used: set[str] | None = None,
+) -> str:
+    """The section's text: supported draft sentences, then evidence sentences up to
+    `sentences` in all. `used` holds sentences other sections already quote (kept up to date)."""
+    checked = attribute(draft, sources, keep_unsupported=False) if draft.strip() else None
+    kept = checked.text if checked else ""
+    room = max(0, sentences - len(split_sentences(kept)))
+    candidates = [c for c in evidence_sentences(evidence) if c.text not in (used or set())]
+    chosen = choose_sentences(candidates, focus, room, already=kept)
+    if used is not None:
+        used.update(c.text for c in chosen)
+    parts = [p for p in (kept, as_prose(chosen)) if p]
+    if grounding != "strict" and checked and checked.unsupported:
+        mark = UNSOURCED_MARK if grounding == "marked" else ""
+        parts.append(" ".join(s.rstrip() + mark for s in checked.unsupported))
+    return "\n\n".join(parts)
