@@ -13,7 +13,13 @@ from langgraph.runtime import Runtime
 from agents import prompts
 from agents.attribution import attribute, extractive_answer
 from agents.context import ResearchContext
-from agents.evidence import candidate_queries, evidence_budget, gather, read_checker
+from agents.evidence import (
+    EVIDENCE_CHARS,
+    candidate_queries,
+    evidence_budget,
+    gather,
+    read_checker,
+)
 from agents.evolve import evolve
 from agents.state import Evidence, SearchTask
 from agents.text import clean_model_text
@@ -23,7 +29,6 @@ from ttdr.models import EventKind, QAPair, Stage
 
 PASSAGE_CHARS = 700  # per passage in the answer prompt: a small model reads a few, briefly
 PROMPT_PASSAGES = 4
-EVIDENCE_CHARS = 1600  # per passage kept as evidence (a passage is at most ~180 words)
 
 
 def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:

@@ -32,6 +32,7 @@ FEEDBACK_TOP = 5  # hits whose key-term overlap judges a candidate
 RRF_K = 60
 BASE_BUDGET = 6
 MAX_BUDGET = 12
+EVIDENCE_CHARS = 1600  # of a passage kept as evidence (a passage is at most ~180 words)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ def evolve(
     scores = [c.verdict.score for c in candidates]
     if len(candidates) > 1 and max(scores) - min(scores) < TIE:
         ctx.judge_blind = True
+        # The level is still a measurement of the prompt (its fitness across runs); only the
+        # choice between these variants is left to the signal.
+        ctx.record_verdict(component, candidates[0].verdict)
         if signal is not None:
             return _rank_by_signal(ctx, component, texts, signal, iteration, merge, judged=True)
         ctx.emit(

@@ -47,8 +47,12 @@ class EvidenceSentence:
     order: int  # position among all candidates, for putting chosen sentences back in order
 
 
+LABEL = re.compile(r"^([^\s:][^:]{0,60}?):\s")
+
+
 def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence]:
-    """Sentences of the passages, fragments given their heading, code and noise left out."""
+    """Sentences of the passages, fragments given what they are about (the term of the
+    definition they continue, else their heading), code and noise left out."""
     out: list[EvidenceSentence] = []
     seen: set[str] = set()
     for source, passage in evidence:
@@ -58,6 +62,9 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
             if block.startswith("#"):
                 heading = block.lstrip("#").strip()
                 continue
+            label = LABEL.match(block)
+            if label and len(label.group(1).split()) <= 4 and " | " not in block:
+                heading = label.group(1)  # a definition: what follows is about its term
             if "\n" in block or _looks_like_code(block):
                 continue  # code blocks do not read as prose
             for sentence in split_sentences(block):
@@ -65,10 +72,10 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
                 words = sentence.split()
                 if not MIN_WORDS - 2 <= len(words) <= MAX_WORDS:
                     continue
-                if len(words) < FRAGMENT_WORDS and heading:
+                if len(words) < FRAGMENT_WORDS and heading and not sentence.startswith(heading):
                     sentence = f"{heading}: {sentence}"
-                if len(content_words(sentence)) < 3:
-                    continue
+                if len(content_words(sentence)) < 3 or sentence.endswith(":"):
+                    continue  # too little to say, or the lead-in of a list or example
                 key = " ".join(sorted(content_words(sentence)))
                 if key in seen:
                     continue
@@ -145,6 +152,24 @@ def fact_bearing_sentences(text: str) -> list[str]:
     return [s for s in split_sentences(text) if _fact_bearing(s)]
 
 
+def informative(text: str, question: str) -> str:
+    """Supported model sentences that say something beyond the question: a sentence that
+    restates the question ("The research question is: …") or announces ("In this section I
+    will explain …") is supported by any on-topic source and tells the reader nothing."""
+    asked = content_words(question)
+    kept = []
+    for sentence in split_sentences(text):
+        new = content_words(sentence) - asked
+        if len(new) >= 2 and not ANNOUNCEMENT.search(sentence):
+            kept.append(sentence)
+    return " ".join(kept)
+
+
+ANNOUNCEMENT = re.compile(
+    r"\b(research question|this (section|report)|I will|we will|let'?s|in summary)\b", re.I
+)
+
+
 def as_prose(sentences: list[EvidenceSentence]) -> str:
     """Cited sentences grouped in short paragraphs, in source order."""
     cited = [_with_markers(s.text, [s.source]) for s in sentences]
@@ -168,12 +193,13 @@ def grounded_section(
     """The section's text: supported draft sentences, then evidence sentences up to
     `sentences` in all. `used` holds sentences other sections already quote (kept up to date)."""
     checked = attribute(draft, sources, keep_unsupported=False) if draft.strip() else None
-    kept = checked.text if checked else ""
+    kept = informative(checked.text, focus[0][0]) if checked else ""
     room = max(0, sentences - len(split_sentences(kept)))
-    candidates = [c for c in evidence_sentences(evidence) if c.text not in (used or set())]
-    chosen = choose_sentences(candidates, focus, room, already=kept)
-    if used is not None:
-        used.update(c.text for c in chosen)
+    used = used if used is not None else set()
+    candidates = [c for c in evidence_sentences(evidence) if c.text not in used]
+    chosen = choose_sentences(candidates, focus, room, already=" ".join([kept, *used]))
+    used.update(split_sentences(kept))
+    used.update(c.text for c in chosen)
     parts = [p for p in (kept, as_prose(chosen)) if p]
     if grounding != "strict" and checked and checked.unsupported:
         mark = UNSOURCED_MARK if grounding == "marked" else ""

@@ -9,10 +9,11 @@ from langgraph.runtime import Runtime
 from agents import prompts
 from agents.attribution import content_words
 from agents.context import ResearchContext
-from agents.evidence import QueryCandidate, judge_query, key_terms
+from agents.evidence import EVIDENCE_CHARS, QueryCandidate, judge_query, key_terms
 from agents.evolve import Candidate, evolve
-from agents.state import ResearchState
+from agents.state import Evidence, ResearchState
 from agents.text import clean_model_text
+from backends.search.types import Passage
 from ttdr.errors import RetrievalUnavailableError
 from ttdr.models import EventKind, Plan, PlanSection, Stage
 
@@ -54,9 +55,12 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
             return plan_feedback(ctx, question, parsed) if parsed else 0.0
 
         evolved = evolve(ctx, "plan", question, write, merge=merge, signal=signal)
-        plan, how = choose_plan(ctx, question, parse_plan(evolved.text, question, count), count)
+        outline = headings_plan(ctx, question, count)
+        model_plan = parse_plan(evolved.text, question, count)
+        plan, how = choose_plan(ctx, question, model_plan, outline)
         if how != "model":
             ctx.emit(Stage.plan, EventKind.warning, how, raw=evolved.text[:500])
+        evidence = outline_evidence(ctx, outline) if outline and plan is outline[0] else []
     ctx.store.save_plan(ctx.run_id, plan)
     ctx.emit(
         Stage.plan,
@@ -64,20 +68,23 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
         f"Planned {len(plan.sections)} sections: " + "; ".join(plan.titles()),
         sections=plan.titles(),
     )
-    return {"plan": plan}
+    return {"plan": plan, "evidence": evidence}
+
+
+Outline = tuple[Plan, list[list[Passage]]]
 
 
 def choose_plan(
-    ctx: ResearchContext, question: str, model_plan: Plan | None, count: int
+    ctx: ResearchContext, question: str, model_plan: Plan | None, found: Outline | None
 ) -> tuple[Plan, str]:
     """The model's plan or an outline from the headings of the pages the question retrieves,
     whichever retrieves better (retrieval feedback); a neutral outline only when nothing can
     be retrieved at all. Returns the plan and "model" or what was used instead, and why."""
-    outline = headings_plan(ctx, question, count)
+    outline = found[0] if found else None
     if outline is None:
         if model_plan is not None:
             return model_plan, "model"
-        return fallback_plan(question, count), (
+        return fallback_plan(question, ctx.config.max_sections), (
             "The model's plan was unusable and the question retrieved no pages to outline "
             "from; using a neutral outline."
         )
@@ -95,25 +102,42 @@ def choose_plan(
     )
 
 
-def headings_plan(ctx: ResearchContext, question: str, count: int) -> Plan | None:
-    """STORM-style: the sections the best-matching pages give the question's subject."""
+def headings_plan(ctx: ResearchContext, question: str, count: int) -> Outline | None:
+    """STORM-style: the sections the best-matching pages give the question's subject, with
+    the passages each came from (the section's first evidence)."""
     try:
         outcome = ctx.retriever.search(question, OUTLINE_DEPTH, per_document=3)
     except RetrievalUnavailableError:
         return None
     sections: list[PlanSection] = []
-    seen: set[str] = set()
+    passages: list[list[Passage]] = []
+    by_title: dict[str, int] = {}
     for passage in outcome.passages:
         title = outline_title(passage.title)
-        if not title or title.lower() in seen or not usable_title(title, question):
+        if title.lower() in by_title:
+            passages[by_title[title.lower()]].append(passage)
             continue
-        seen.add(title.lower())
+        if not title or len(sections) == count or not usable_title(title, question):
+            continue
+        by_title[title.lower()] = len(sections)
         sections.append(
             PlanSection(title=title, question=f"What does {title} say about: {question}")
         )
-        if len(sections) == count:
-            break
-    return Plan(sections=sections) if len(sections) >= 2 else None
+        passages.append([passage])
+    return (Plan(sections=sections), passages) if len(sections) >= 2 else None
+
+
+def outline_evidence(ctx: ResearchContext, outline: Outline) -> list[Evidence]:
+    """The passages the outline was made from, registered as the run's first sources."""
+    evidence: list[Evidence] = []
+    for index, passages in enumerate(outline[1]):
+        for passage in passages:
+            text = passage.text[:EVIDENCE_CHARS]
+            source = ctx.store.add_source(
+                ctx.run_id, url=passage.url, title=passage.title, kind=passage.kind, excerpt=text
+            )
+            evidence.append(Evidence(section=index, source=source.number, text=text))
+    return evidence
 
 
 def outline_title(passage_title: str) -> str:

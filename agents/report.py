@@ -21,6 +21,7 @@ from agents.grounded import (
     choose_sentences,
     evidence_sentences,
     grounded_section,
+    informative,
 )
 from agents.state import ResearchState
 from agents.text import clean_model_text, split_sentences
@@ -114,12 +115,14 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
 
 
 def evidence_by_section(state: ResearchState, count: int) -> list[list[tuple[int, str]]]:
-    """(source number, passage) read for each section, in the order they were read."""
-    grouped: list[list[tuple[int, str]]] = [[] for _ in range(count)]
+    """(source number, passage) for each section: the passages read for it first, then every
+    other passage of the run, so a section the loop never reached still stands on evidence."""
+    own: list[list[tuple[int, str]]] = [[] for _ in range(count)]
     for item in state.get("evidence", []):
         if 0 <= item["section"] < count:
-            grouped[item["section"]].append((item["source"], item["text"]))
-    return grouped
+            own[item["section"]].append((item["source"], item["text"]))
+    pool = list(dict.fromkeys(pair for section in own for pair in section))
+    return [section + [p for p in pool if p not in section] for section in own]
 
 
 def ground_summary(
@@ -134,11 +137,11 @@ def ground_summary(
     too few, the evidence sentences that best answer the question itself."""
     if config.grounding != "strict":
         return written
-    kept = attribute(written, excerpts, keep_unsupported=False).text
+    kept = informative(attribute(written, excerpts, keep_unsupported=False).text, question)
     wanted = SUMMARY_SENTENCES[config.length] - len(split_sentences(kept))
     if wanted <= 0:
         return kept
-    everything = [item for section in evidence for item in section]
+    everything = list(dict.fromkeys(item for section in evidence for item in section))
     candidates = [c for c in evidence_sentences(everything) if c.text not in used]
     chosen = choose_sentences(candidates, [(question, 1.0)], wanted, already=kept)
     return " ".join(p for p in (kept, as_prose(chosen).replace("\n\n", " ")) if p)

@@ -14,7 +14,9 @@ PREAMBLE = re.compile(
 )
 
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# A sentence also starts with an option or an identifier in lower case ("--fixup …",
+# "rebase.autoSquash: …"), as manuals' definitions do.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[]|--?[a-z]|[a-z]\w*[._]\w)")
 TEMPLATE_FIELD = re.compile(r"\{[a-z_]+\}")
 
 

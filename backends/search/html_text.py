@@ -118,12 +118,22 @@ class _Walker:
             self.flush()
             code = element.text_content().strip("\n")
             if code.strip():
-                self.emit("\n".join(line.rstrip() for line in code.splitlines()))
+                # indented so a shell comment is not taken for a heading
+                lines = [
+                    f" {ln.rstrip()}" if ln.startswith("#") else ln.rstrip()
+                    for ln in code.splitlines()
+                ]
+                self.emit("\n".join(lines))
         elif tag == "tr":
             self.flush()
-            cells = [" ".join(c.text_content().split()) for c in element if c.tag in {"td", "th"}]
-            row = " | ".join(c for c in cells if c)
-            self.emit(row)
+            cells = [c for c in element if c.tag in {"td", "th"}]
+            if any(c.find(".//table") is not None for c in cells):
+                for cell in cells:  # a table inside a cell: its rows are rows of their own
+                    self._children(cell)
+                    self.flush()
+            else:
+                texts = [" ".join(" ".join(c.itertext()).split()) for c in cells]
+                self.emit(" | ".join(t for t in texts if t))
         elif tag == "dt":
             self.flush()
             term = " ".join(element.text_content().split())

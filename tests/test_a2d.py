@@ -1,0 +1,272 @@
+"""The A2D trainer at toy size, on a tiny random LLaMA-layout checkpoint (no real model)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from backends.llm.a2d.adapter import (
+    MASK_TOKEN,
+    ConvertedModel,
+    base_fingerprint,
+    inner_model,
+    load_converted,
+    read_meta,
+    save_adapter,
+)
+from backends.llm.a2d.data import (
+    PromptBuilder,
+    ShardWriter,
+    TextDoc,
+    is_held_apart,
+    read_records,
+    split_chunks,
+)
+from backends.llm.a2d.objective import (
+    ObjectiveConfig,
+    attention_mask,
+    build_batch,
+    final_hidden,
+    fit_answer,
+    make_document,
+    pack_rows,
+)
+from backends.llm.a2d.trainer import CHECKPOINT, FitConfig, Trainer
+from backends.llm.denoise import Canvas, Denoiser, DenoiseStats
+from backends.llm.tiny import CHATML_TOKENS, _write_tokenizer, write_tiny_llama
+from ttdr.errors import ModelUnavailableError
+
+SMALL = FitConfig(
+    block_size=4, rank=4, alpha=8, lr=5e-3, warmup_steps=1, row_tokens=160, rows=2,
+    max_tokens=10**9, checkpoint_minutes=1e6, log_every=2, threads=1,
+)  # fmt: skip
+
+
+def _tiny_base(folder: Path, seed: int) -> Path:
+    """A tiny LLaMA whose tokenizer, like SmolLM2's, has the special token used as the mask."""
+    folder = write_tiny_llama(folder, seed=seed, layers=2)
+    tokens = replace(CHATML_TOKENS, special=(*CHATML_TOKENS.special, MASK_TOKEN))
+    tokenizer = _write_tokenizer(folder, tokens, vocab_size=400)
+    config = json.loads((folder / "config.json").read_text())
+    assert len(tokenizer) == config["vocab_size"]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_base(tmp_path_factory.mktemp("a2d") / "tiny-base", seed=1)
+
+
+@pytest.fixture(scope="module")
+def data(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Self-distilled-shaped records: chat prompts and (here, arbitrary) answers ending in EOS."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    folder = tmp_path_factory.mktemp("a2d-data")
+    generator = torch.Generator().manual_seed(0)
+    records = []
+    for i in range(40):
+        text = f"Question {i}: what do research reports cite?"
+        chat = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+        prompt = tokenizer(chat, add_special_tokens=False)["input_ids"]
+        # A learnable answer: a fixed phrase, so a few steps can lower the loss.
+        answer = tokenizer("Reports cite their sources. ")["input_ids"] * 2
+        answer = answer[: 8 + int(torch.randint(0, 10, (), generator=generator))] + [eos]
+        records.append(
+            {"id": f"{i:016x}", "kind": "answer", "source": "test", "prompt": prompt,
+             "answer": answer, "finish": "eos"}
+        )  # fmt: skip
+    ShardWriter(folder).write(records)
+    return folder
+
+
+def _trainer(base: Path, data: Path, out: Path, **changes) -> Trainer:
+    return Trainer(base, data, out, replace(SMALL, **changes), log=lambda _line: None)
+
+
+# -- the objective ---------------------------------------------------------------------------
+
+
+def test_answers_become_whole_blocks() -> None:
+    config = ObjectiveConfig(block_size=4, mask_id=99, eos_id=2)
+    assert fit_answer([5, 6, 2], config) == [5, 6, 2, 2]  # finished: padded with end tokens
+    assert fit_answer([5, 6, 7, 8, 9, 10], config) == [5, 6, 7, 8]  # cut off: whole blocks only
+    assert make_document([1] * 10, [5, 6, 2], config, capacity=12) is None  # no room
+
+
+def test_mask_layout_matches_the_engine_rules() -> None:
+    """One document, prompt 3 + answer 4 (block 2): clean is block-causal with the answer in
+    fresh blocks; a noisy block sees strictly earlier clean blocks and itself."""
+    config = ObjectiveConfig(block_size=2, mask_id=9, eos_id=2)
+    doc = make_document([1, 3, 4], [5, 6, 7, 2], config, capacity=100)
+    batch = build_batch([[doc]], config, torch.Generator().manual_seed(0), pad_id=0)
+    mask = batch.mask[0, 0]
+    # clean slots 0..6: blocks [0,0,1 | 2,2,3,3]; noisy copy 1: 7..10, copy 2: 11..14
+    assert mask[2, :3].tolist() == [True, True, True] and not mask[1, 2]
+    assert mask[3, :5].all() and not mask[3, 5]  # first answer block sees the prompt
+    noisy = 9  # copy 1, answer block 1 (answer slots 2, 3)
+    assert mask[noisy, :5].all() and not mask[noisy, 5:7].any()  # clean blocks < its own
+    assert mask[noisy, 9:11].all() and not mask[noisy, 7:9].any()  # its own noisy block only
+    assert not mask[noisy, 11:].any()  # never the other copy
+    assert not mask[:7, 7:].any()  # clean never sees noisy
+    # Every answer token is scored exactly once; block starts come from the clean stream.
+    assert sorted(batch.target.tolist()) == sorted([5, 6, 7, 2])
+    starts = batch.source[batch.boundary].tolist()
+    assert starts == [2, 4]  # last prompt slot; last slot of the first clean answer block
+
+
+def test_packing_keeps_documents_apart() -> None:
+    docs = torch.tensor([[0, 0, 1, 1]])
+    streams = torch.zeros(1, 4, dtype=torch.long)
+    blocks = torch.tensor([[0, 1, 0, 1]])
+    mask = attention_mask(docs, streams, blocks)[0, 0]
+    assert not mask[2:, :2].any() and mask[3, 2]
+    rows = pack_rows(
+        [make_document([1] * 4, [2] * 4, ObjectiveConfig(4, 9, 2), 100)] * 3, 24, copies=2
+    )
+    assert [len(r) for r in rows] == [1, 1, 1]  # 16 slots each; two do not fit in 24
+
+
+def test_final_hidden_is_the_forward_pass(base: Path) -> None:
+    from backends.llm.loader import load_checkpoint
+
+    model = load_checkpoint(base).model
+    tokens = torch.randint(0, 50, (2, 9))
+    positions = torch.arange(9).expand(2, 9)
+    mask = torch.ones(9, 9, dtype=torch.bool).tril()[None, None]
+    expected = model(tokens, positions, mask)
+    got = model.lm_head(final_hidden(model, tokens, positions, mask)).float()
+    torch.testing.assert_close(got, expected)
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def test_a_few_steps_lower_the_loss(base: Path, data: Path, tmp_path: Path) -> None:
+    trainer = _trainer(base, data, tmp_path / "run")
+    losses = [trainer.step()["loss"] for _ in range(12)]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+
+
+def test_a_killed_run_resumes_with_identical_state(base: Path, data: Path, tmp_path: Path) -> None:
+    straight = _trainer(base, data, tmp_path / "straight", max_steps=6)
+    history = straight.fit()
+    first = _trainer(base, data, tmp_path / "resumed", max_steps=3)
+    part = first.fit()
+    assert (tmp_path / "resumed" / CHECKPOINT).is_file()
+    second = _trainer(base, data, tmp_path / "resumed", max_steps=6)
+    assert second.resumed and second.position.step == 3
+    part += second.fit()
+    assert [r["loss"] for r in part] == [r["loss"] for r in history]
+    for a, b in zip(straight.params, second.params, strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(
+        straight.optimizer.state_dict()["state"].values(),
+        second.optimizer.state_dict()["state"].values(),
+        strict=True,
+    ):
+        assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(
+            a["exp_avg_sq"], b["exp_avg_sq"]
+        )
+    assert replace(straight.position, seconds=0) == replace(second.position, seconds=0)
+    assert torch.equal(straight.generator.get_state(), second.generator.get_state())
+    log = [json.loads(x) for x in (tmp_path / "resumed" / "train.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 6 and "tokens_per_s" in log[-1]
+
+
+# -- the adapter -----------------------------------------------------------------------------
+
+
+def test_adapter_round_trip_equals_base_plus_lora(base: Path, data: Path, tmp_path: Path) -> None:
+    trainer = _trainer(base, data, tmp_path / "run")
+    for _ in range(3):
+        trainer.step()
+    path = tmp_path / "adapter.safetensors"
+    save_adapter(path, trainer.model, trainer.adapter_meta())
+    converted = load_converted(base, path)
+    assert isinstance(converted, ConvertedModel)
+    assert read_meta(path).block_size == 4 and converted.facts.attention == "block_causal"
+    tokens = torch.randint(0, 60, (2, 11))
+    tokens[:, 5] = trainer.mask_id  # the trained mask embedding row takes part
+    positions = torch.arange(11).expand(2, 11)
+    mask = torch.ones(11, 11, dtype=torch.bool).tril()[None, None]
+    trainer.model.eval()
+    with torch.no_grad():
+        lora = inner_model(trainer.model)(tokens, positions, mask)
+        merged = converted.loaded.model(tokens, positions, mask)
+    keep = torch.ones(lora.shape[-1], dtype=torch.bool)
+    keep[trainer.mask_id] = False  # tied head: the mask row's logit is never used
+    torch.testing.assert_close(merged[..., keep], lora[..., keep], rtol=1e-4, atol=1e-4)
+    # The LoRA did change the model (the comparison is not trivially base == base).
+    from backends.llm.loader import load_checkpoint
+
+    with torch.no_grad():
+        plain = load_checkpoint(base).model(tokens, positions, mask)
+    assert not torch.allclose(plain[..., keep], lora[..., keep], atol=1e-4)
+
+
+def test_converted_model_decodes_through_the_exact_cache(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    trainer = _trainer(base, data, tmp_path / "run", max_steps=2)
+    trainer.fit()
+    converted = load_converted(base, tmp_path / "run" / "adapter.safetensors")
+    from backends.llm.decoding import DecodePolicy
+
+    results = []
+    for cache in ("none", "exact"):
+        denoiser = Denoiser(converted.loaded.model, converted.facts, cache=cache)
+        prompt = torch.randint(3, 60, (1, 7))
+        prompt = torch.tensor([[5, 9, 13, 20, 7, 33, 2]])
+        tokens = torch.cat([prompt, torch.full((1, 8), converted.facts.mask_id)], dim=1)
+        canvas = Canvas(tokens, torch.ones_like(tokens, dtype=torch.bool), gen_start=7)
+        policy = DecodePolicy(block_size=4, threshold=0.5)
+        denoiser.fill(canvas, [(7, 11), (11, 15)], policy)
+        results.append(canvas.tokens)
+        assert DenoiseStats is not None
+    assert torch.equal(results[0], results[1])
+
+
+def test_loader_refuses_an_adapter_for_another_base(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    trainer = _trainer(base, data, tmp_path / "run", max_steps=1)
+    trainer.fit()
+    other = _tiny_base(tmp_path / "other-base", seed=7)
+    assert base_fingerprint(other) != base_fingerprint(base)
+    with pytest.raises(ModelUnavailableError, match="tiny-base") as caught:
+        load_converted(other, tmp_path / "run" / "adapter.safetensors")
+    assert "other-base" in str(caught.value)
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def test_prompts_are_a_deterministic_stream_with_a_held_apart_split() -> None:
+    text = (
+        "Block diffusion decodes several tokens per forward pass. It keeps an exact cache. "
+    ) * 20
+    docs = [TextDoc("corpus", "a.md", "Block diffusion models", tuple(split_chunks(text)))]
+    first, again = PromptBuilder(docs, seed=3), PromptBuilder(docs, seed=3)
+    specs = [first.build(i) for i in range(60)]
+    assert [s.id for s in specs] == [again.build(i).id for i in range(60)]
+    assert {s.kind for s in specs} >= {"answer", "plan", "revise"}
+    assert any(is_held_apart(s.id) for s in [first.build(i) for i in range(400)])
+
+
+def test_shards_survive_a_torn_last_line(tmp_path: Path) -> None:
+    writer = ShardWriter(tmp_path)
+    writer.write([{"id": "a"}, {"id": "b"}])
+    shard = next(tmp_path.glob("shard-*.jsonl"))
+    shard.write_text(shard.read_text() + '{"id": "c", "pro')  # killed mid-write
+    assert [r["id"] for r in read_records(tmp_path)] == ["a", "b"]
+    ShardWriter(tmp_path).write([{"id": "d"}])
+    assert [r["id"] for r in read_records(tmp_path)] == ["a", "b", "d"]
