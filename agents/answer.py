@@ -105,8 +105,8 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
         wanted = [task["question"], task["section_title"]]
         budget = evidence_budget(task["question"], ctx.config.passages_per_answer)
 
-        def one_search(query: str, k: int) -> SearchOutcome:
-            outcome = ctx.retriever.search(query, k, per_document=3)
+        def one_search(query: str, k: int, per_document: int) -> SearchOutcome:
+            outcome = ctx.retriever.search(query, k, per_document=per_document)
             for skipped in outcome.skipped:
                 ctx.emit(
                     Stage.search,

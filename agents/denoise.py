@@ -55,19 +55,29 @@ def denoise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dic
     ctx.store.add_draft(ctx.run_id, draft)
     source_count = len(ctx.store.sources(ctx.run_id))
     new_sources = source_count - state.get("source_count", 0)
+    # New passages of pages already read count too: a manual's page holds many facts.
+    evidence_count = len(state.get("evidence", []))
+    new_passages = evidence_count - state.get("evidence_count", 0)
     what = f"revised {', '.join(repr(t) for t in changed)}" if changed else "unchanged"
     ctx.emit(
         Stage.revise,
         EventKind.finished,
-        f"Draft R{iteration}: {what}; {new_sources} new source(s)",
+        f"Draft R{iteration}: {what}; {new_passages} new passage(s) from {new_sources} new "
+        "source(s)",
         iteration=iteration,
         draft_version=iteration,
         changed_sections=changed,
         new_sources=new_sources,
+        new_passages=new_passages,
     )
-    update = {"sections": sections, "iteration": iteration, "source_count": source_count}
-    if new_sources == 0:
-        update["stop_reason"] = f"step {iteration} brought no new source"
+    update = {
+        "sections": sections,
+        "iteration": iteration,
+        "source_count": source_count,
+        "evidence_count": evidence_count,
+    }
+    if new_passages == 0:
+        update["stop_reason"] = f"step {iteration} brought no new evidence"
     return update
 
 

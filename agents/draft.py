@@ -38,4 +38,9 @@ def draft_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
     )
     ctx.store.add_draft(ctx.run_id, draft)
     ctx.emit(Stage.draft, EventKind.finished, "Draft R0 written", iteration=0, draft_version=0)
-    return {"sections": sections, "iteration": 0, "source_count": 0}
+    return {
+        "sections": sections,
+        "iteration": 0,
+        "source_count": len(ctx.store.sources(ctx.run_id)),  # the plan's outline may have read
+        "evidence_count": len(state.get("evidence", [])),
+    }

@@ -28,6 +28,8 @@ IDENTIFIER = re.compile(
     r"(?:--?[a-z][\w-]*|[\w.]*[_.:/][\w.:/]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*)"
 )
 SEARCH_DEPTH = 12  # hits asked of each candidate query
+DEEP_SEARCH_DEPTH = 40  # ... when the first round found too little that is new
+DEEP_PER_PAGE = 8
 FEEDBACK_TOP = 5  # hits whose key-term overlap judges a candidate
 RRF_K = 60
 BASE_BUDGET = 6
@@ -118,7 +120,7 @@ def read_checker(excerpts: dict[str, str]) -> Callable[[Passage], bool]:
 
 
 def gather(
-    search: Callable[[str, int], SearchOutcome],
+    search: Callable[[str, int, int], SearchOutcome],
     candidates: list[QueryCandidate],
     wanted: Iterable[str],
     is_read: Callable[[Passage], bool],
@@ -126,13 +128,37 @@ def gather(
     *,
     per_page: int = 3,
 ) -> Gathered:
-    """Search every candidate, weigh it by feedback, fuse, and keep `budget` new passages."""
+    """Search every candidate, weigh it by feedback, fuse, and keep `budget` new passages.
+
+    `search(query, k, per_document)`. When the usual depth finds fewer than half the budget
+    in new passages (a later step over a small corpus, where the top hits were read already),
+    the candidates are searched again deeper, with more passages allowed per document."""
+    gathered = _gather_at(search, candidates, wanted, is_read, budget, per_page, SEARCH_DEPTH)
+    if len(gathered.passages) * 2 < budget:
+        deeper = _gather_at(
+            search, candidates, wanted, is_read, budget, per_page, DEEP_SEARCH_DEPTH, DEEP_PER_PAGE
+        )
+        if len(deeper.passages) > len(gathered.passages):
+            return deeper
+    return gathered
+
+
+def _gather_at(
+    search: Callable[[str, int, int], SearchOutcome],
+    candidates: list[QueryCandidate],
+    wanted: Iterable[str],
+    is_read: Callable[[Passage], bool],
+    budget: int,
+    per_page: int,
+    depth: int,
+    per_document: int = 3,
+) -> Gathered:
     wanted_words = content_words(" ".join(wanted))
     outcomes: list[tuple[QueryFeedback, list[Passage]]] = []
     warnings: list[str] = []
     backend = "none"
     for candidate in candidates:
-        outcome = search(candidate.text, SEARCH_DEPTH)
+        outcome = search(candidate.text, depth, per_document)
         warnings += [w for w in outcome.warnings if w not in warnings]
         backend = outcome.backend if outcome.passages else backend
         feedback = judge_query(candidate, outcome.passages, wanted_words, is_read)

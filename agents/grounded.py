@@ -26,9 +26,13 @@ from agents.attribution import _with_markers, attribute, content_words, support
 from agents.evidence import key_terms
 from agents.text import split_sentences
 
-LENGTH_SENTENCES = {"short": 3, "medium": 6, "long": 10}
+LENGTH_SENTENCES = {"short": 4, "medium": 8, "long": 14}
 SUMMARY_SENTENCES = {"short": 2, "medium": 3, "long": 4}
 STATED = 0.6  # a candidate the kept text covers this much adds nothing new
+# A model sentence is kept only when one passage holds nearly all of its words beyond the
+# question's own: lexical support at the ledger's 0.6 lets fluent inventions through.
+MODEL_SUPPORT = 0.8
+CONTEXT = 0.4  # share of a sentence's relevance lent to the next one of its passage
 REDUNDANCY = 0.5  # weight of the similarity penalty in maximal marginal relevance
 MIN_WORDS, MAX_WORDS = 5, 70
 FRAGMENT_WORDS = 9
@@ -45,6 +49,7 @@ class EvidenceSentence:
     text: str
     source: int
     order: int  # position among all candidates, for putting chosen sentences back in order
+    passage: int = 0  # which passage it came from (neighbours share a topic)
 
 
 LABEL = re.compile(r"^([^\s:][^:]{0,60}?):\s")
@@ -55,7 +60,7 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
     definition they continue, else their heading), code and noise left out."""
     out: list[EvidenceSentence] = []
     seen: set[str] = set()
-    for source, passage in evidence:
+    for number, (source, passage) in enumerate(evidence):
         heading = ""
         for block in re.split(r"\n\s*\n", passage):
             block = block.strip()
@@ -82,7 +87,7 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
                 seen.add(key)
                 if sentence[-1:] not in ".!?:":
                     sentence += "."
-                out.append(EvidenceSentence(sentence, source, len(out)))
+                out.append(EvidenceSentence(sentence, source, len(out), number))
     return out
 
 
@@ -113,6 +118,11 @@ def choose_sentences(
         score /= math.sqrt(len(ws)) or 1.0
         score *= 1.15 if _fact_bearing(candidate.text) else 1.0
         relevance.append(score)
+    # A sentence that continues a relevant one ("As a fall-back, partial matches … work,
+    # too.") is on its topic even without its words.
+    for i in range(1, len(candidates)):
+        if candidates[i].passage == candidates[i - 1].passage:
+            relevance[i] += CONTEXT * relevance[i - 1]
     chosen: list[int] = []
     kept_words = content_words(already)
     while len(chosen) < count:
@@ -152,16 +162,21 @@ def fact_bearing_sentences(text: str) -> list[str]:
     return [s for s in split_sentences(text) if _fact_bearing(s)]
 
 
-def informative(text: str, question: str) -> str:
-    """Supported model sentences that say something beyond the question: a sentence that
+def informative(text: str, question: str, sources: dict[int, str] | None = None) -> str:
+    """Supported model sentences that say something beyond the question, and (given the
+    sources) whose words beyond the question one passage nearly all holds: a sentence that
     restates the question ("The research question is: …") or announces ("In this section I
     will explain …") is supported by any on-topic source and tells the reader nothing."""
     asked = content_words(question)
+    source_words = [content_words(t) for t in (sources or {}).values()]
     kept = []
     for sentence in split_sentences(text):
         new = content_words(sentence) - asked
-        if len(new) >= 2 and not ANNOUNCEMENT.search(sentence):
-            kept.append(sentence)
+        if len(new) < 2 or ANNOUNCEMENT.search(sentence):
+            continue
+        if sources and not any(len(new & ws) >= MODEL_SUPPORT * len(new) for ws in source_words):
+            continue
+        kept.append(sentence)
     return " ".join(kept)
 
 
@@ -193,7 +208,7 @@ def grounded_section(
     """The section's text: supported draft sentences, then evidence sentences up to
     `sentences` in all. `used` holds sentences other sections already quote (kept up to date)."""
     checked = attribute(draft, sources, keep_unsupported=False) if draft.strip() else None
-    kept = informative(checked.text, focus[0][0]) if checked else ""
+    kept = informative(checked.text, focus[0][0], sources) if checked else ""
     room = max(0, sentences - len(split_sentences(kept)))
     used = used if used is not None else set()
     candidates = [c for c in evidence_sentences(evidence) if c.text not in used]

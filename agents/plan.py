@@ -23,7 +23,7 @@ TEMPLATE_ECHOES = ("section title", "key question", "this section", "research qu
 OUTLINE_DEPTH = 16
 GENERIC_HEADINGS = frozenset(
     "description synopsis options overview summary introduction details discussion notes "  # noqa: SIM905
-    "examples example usage configuration name see also".split()
+    "examples example usage configuration name see also variables commands".split()
 )
 FALLBACK_OUTLINE = (
     ("Background and definitions", "What background and definitions does a reader need for: {q}"),

@@ -137,7 +137,8 @@ def ground_summary(
     too few, the evidence sentences that best answer the question itself."""
     if config.grounding != "strict":
         return written
-    kept = informative(attribute(written, excerpts, keep_unsupported=False).text, question)
+    kept = attribute(written, excerpts, keep_unsupported=False).text
+    kept = informative(kept, question, excerpts)
     wanted = SUMMARY_SENTENCES[config.length] - len(split_sentences(kept))
     if wanted <= 0:
         return kept

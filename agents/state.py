@@ -41,6 +41,7 @@ class ResearchState(TypedDict, total=False):
     qa_pairs: Annotated[list[QAPair], operator.add]
     evidence: Annotated[list[Evidence], operator.add]
     source_count: int  # sources retrieved before the step in progress
+    evidence_count: int  # evidence passages read before the step in progress
     stop_reason: str
 
 

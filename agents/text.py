@@ -16,7 +16,9 @@ PREAMBLE = re.compile(
 
 # A sentence also starts with an option or an identifier in lower case ("--fixup …",
 # "rebase.autoSquash: …"), as manuals' definitions do.
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[]|--?[a-z]|[a-z]\w*[._]\w)")
+SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[]|--?[a-z]|[a-z]\w*[._]\w|[a-z][\w.-]*:\s)"
+)
 TEMPLATE_FIELD = re.compile(r"\{[a-z_]+\}")
 
 

@@ -103,7 +103,7 @@ def test_question_queries_compete_with_babble_and_win_by_feedback() -> None:
         "file:///m/other.html": "The answer to the first line is in a single sentence.",
     }
 
-    def search(query: str, k: int) -> SearchOutcome:
+    def search(query: str, k: int, per_document: int) -> SearchOutcome:
         words = set(query.lower().split())
         hits = [
             Passage(url, "t", text, 1.0, "local")

@@ -32,17 +32,21 @@ from ttdr.store import PromptStore, Store
 QUESTION = "Why does the ocean have tides?"
 
 
-def test_the_loop_stops_when_a_step_brings_no_new_source(settings, tiny_config, tmp_path) -> None:
+def test_the_loop_stops_when_a_step_brings_no_new_evidence(settings, tiny_config, tmp_path) -> None:
     corpus = tmp_path / "one-doc"
     corpus.mkdir()
     (corpus / "tides.md").write_text((CORPUS / "tides.html").read_text(), encoding="utf-8")
     config = tiny_config.model_copy(update={"docs": [corpus], "iterations": 6})
     researcher = Researcher(config, settings=settings)
     run = researcher.get_run(researcher.run(QUESTION).run_id)
-    assert [d.iteration for d in run.drafts_list] == [0, 1, 2]
+    steps = [d.iteration for d in run.drafts_list]
     assert len(run.sources_list) == 1
+    assert 2 <= len(steps) < 7 and steps == list(range(len(steps)))  # stopped early
     finished = [e for e in researcher.events(run.id) if e.stage is Stage.report]
-    assert "step 2 brought no new source" in finished[-1].message
+    assert f"step {steps[-1]} brought no new evidence" in finished[-1].message
+    revisions = [e for e in researcher.events(run.id) if e.stage is Stage.revise and e.data]
+    assert revisions[-1].data["new_passages"] == 0
+    assert all(e.data["new_passages"] > 0 for e in revisions[:-1])
 
 
 def test_done_is_read_as_the_end_of_research_not_as_a_query() -> None:
@@ -282,3 +286,24 @@ def test_the_population_stays_bounded_and_keeps_its_best(tmp_path) -> None:
     assert len(versions) <= MAX_POPULATION + 1
     assert any(v.note == "seed" for v in versions)
     assert max(v.fitness or 0 for v in versions) == 9.0
+
+
+def test_the_example_eval_scores_fact_and_evidence_recall(home, tiny_model, tmp_path, monkeypatch):
+    """The shipped example set, over the example corpus, as CI's small version of the eval:
+    the scores are computed for every item with facts (their values are not asserted)."""
+    monkeypatch.setenv("TTDR_SECTION_TOKENS", "12")
+    questions = Path(__file__).parents[1] / "examples" / "questions.jsonl"
+    out = tmp_path / "example-eval"
+    args = ["eval", str(questions), "--out", str(out), "--model", str(tiny_model), "-n", "1"]
+    result = CliRunner().invoke(app, [*args, "--no-evolve"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "eval.json").read_text())["rows"]
+    with_facts = [r for r in rows if r["facts"]]
+    assert [r["status"] for r in rows] == ["done"] * len(rows) and len(with_facts) == 2
+    for row in with_facts:
+        for key in ("fact_recall", "evidence_recall", "page_recall"):
+            assert 0.0 <= row[key] <= 1.0
+        assert set(row["stage_fact_recall"]) >= {"R0", "R1", "answers"}
+        assert all(set(v) >= {"stated", "evidence_read", "page_read"} for v in row["facts"])
+        assert row["unsourced_sentences"] == 0  # strict grounding: no unsupported sentence
+    assert "fact recall by stage" in (out / "eval.md").read_text()

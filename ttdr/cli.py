@@ -25,7 +25,8 @@ from ttdr.errors import (
     RunNotResumableError,
     TtdrError,
 )
-from ttdr.models import RunStatus, SearchMode
+from ttdr.models import Grounding, Length, RunStatus, SearchMode
+from ttdr.train_cli import train_app
 
 app = typer.Typer(
     help="ttdr: deep research by test-time diffusion, on a local diffusion language model.",
@@ -43,6 +44,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(train_app, name="train")
 
 err = Console(stderr=True, soft_wrap=True)
 INPUT_ERRORS = (
@@ -126,6 +128,13 @@ def research(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     no_denoise: Annotated[bool, typer.Option(help="Skip draft revision (a baseline).")] = False,
     no_evolve: Annotated[bool, typer.Option(help="Skip self-evolution (faster).")] = False,
+    length: Annotated[
+        Length | None, typer.Option(help="Report size: short, medium or long.")
+    ] = None,
+    grounding: Annotated[
+        Grounding | None,
+        typer.Option(help="strict: drop sentences no source supports; marked: flag them; off."),
+    ] = None,
 ) -> None:
     """Research a question and print (or --out) the cited report; the run is saved."""
     from ttdr.api import Researcher
@@ -139,7 +148,8 @@ def research(
     settings = Settings()
     config = settings.research_config(
         iterations=iterations, search=search, docs=docs or [], model=model,
-        judge_model=judge_model, **ablations(no_denoise, no_evolve),
+        judge_model=judge_model, length=length, grounding=grounding,
+        **ablations(no_denoise, no_evolve),
     )  # fmt: skip
     researcher = Researcher(config, settings=settings)
     run_id = None

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ttdr.models import ResearchConfig, SearchMode
+from ttdr.models import Grounding, Length, ResearchConfig, SearchMode
 
 
 def default_home() -> Path:
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     embeddings: bool = Field(
         False, description="Rank passages with MiniLM embeddings fused with BM25 (slower)."
     )
+    length: Length = Field("medium", description="Report size, independent of the research depth.")
+    grounding: Grounding = Field(
+        "strict", description="strict: unsupported sentences are removed; marked: flagged."
+    )
     allow_loopback: bool = Field(
         False, description="Let web fetches reach 127.0.0.1/::1 (your own local services)."
     )
@@ -66,6 +70,8 @@ class Settings(BaseSettings):
             "variants": self.variants,
             "evolution_rounds": self.evolution_rounds,
             "judge_model": self.judge_model,
+            "length": self.length,
+            "grounding": self.grounding,
         }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return ResearchConfig(**base)

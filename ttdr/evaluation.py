@@ -60,8 +60,8 @@ class EvalRow:
 
 def read_questions(path: Path) -> list[EvalItem]:
     """Items of a JSONL file: `{"question": ...}`, optionally with `facts` (each with `fact`,
-    `quote`, `page`), `id`, `split` and `corpus` (a folder `corpora/<corpus>` beside the file,
-    searched by that item's run alone)."""
+    `quote`, `page`), `id`, `split`, and the documents that item's run alone searches: `corpus`
+    (a folder `corpora/<corpus>` beside the file) or `docs` (a path relative to the file)."""
     if not path.is_file():
         raise EvalInputError(f'{path} does not exist: give a JSONL file of {{"question": ...}}')
     items = []
@@ -78,6 +78,7 @@ def read_questions(path: Path) -> list[EvalItem]:
                 ],
                 id=str(raw.get("id", "")),
                 corpus=str(raw.get("corpus", "")),
+                docs=str(raw.get("docs", "")),
                 split=str(raw.get("split", "dev")),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -89,6 +90,8 @@ def read_questions(path: Path) -> list[EvalItem]:
                 f"{path}:{number}: corpus {item.corpus!r} is not at "
                 f"{path.parent / 'corpora' / item.corpus}: run examples/eval/fetch_corpora.sh"
             )
+        if item.docs and not (path.parent / item.docs).exists():
+            raise EvalInputError(f"{path}:{number}: docs {path.parent / item.docs} do not exist")
         items.append(item)
     if not items:
         raise EvalInputError(f"{path} holds no questions")
@@ -96,7 +99,9 @@ def read_questions(path: Path) -> list[EvalItem]:
 
 
 def corpus_folder(questions_file: Path, item: EvalItem) -> Path | None:
-    return (questions_file.parent / "corpora" / item.corpus).resolve() if item.corpus else None
+    if item.corpus:
+        return (questions_file.parent / "corpora" / item.corpus).resolve()
+    return (questions_file.parent / item.docs).resolve() if item.docs else None
 
 
 def evaluate(

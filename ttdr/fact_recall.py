@@ -42,7 +42,8 @@ class EvalItem:
     question: str
     facts: list[KeyFact] = field(default_factory=list)
     id: str = ""
-    corpus: str = ""
+    corpus: str = ""  # a folder corpora/<corpus> beside the questions file
+    docs: str = ""  # or any folder, relative to the questions file
     split: str = "dev"
 
 

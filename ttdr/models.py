@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 SearchMode = Literal["web", "local", "auto"]
+Length = Literal["short", "medium", "long"]
+Grounding = Literal["strict", "marked", "off"]
 
 
 def utc_now() -> datetime:
@@ -78,10 +80,10 @@ class ResearchConfig(BaseModel):
     )
     variants: int = Field(2, ge=1, le=8, description="Self-evolution: initial variants.")
     evolution_rounds: int = Field(1, ge=0, le=4, description="Self-evolution: revise rounds.")
-    length: Literal["short", "medium", "long"] = Field(
+    length: Length = Field(
         "medium", description="Report size, independent of research depth (iterations)."
     )
-    grounding: Literal["strict", "marked", "off"] = Field(
+    grounding: Grounding = Field(
         "strict",
         description="strict: every report sentence is supported by a retrieved passage or "
         "removed; marked: unsupported sentences stay, flagged; off: no filtering.",
