@@ -25,14 +25,16 @@ QUESTION_WORDS = frozenset(
     "someone give list tell know need want".split()
 )
 IDENTIFIER = re.compile(
-    r"(?:--?[a-z][\w-]*|[\w.]*[_.:/][\w.:/]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*)"
+    r"(?:(?<![\w-])--?[a-z][\w-]*|\[[A-Z][\w=,]*\]|[\w.]*[_.:/][\w.:/]+|[a-z]+[A-Z]\w*"
+    r"|[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}\b)"
 )
 SEARCH_DEPTH = 12  # hits asked of each candidate query
 DEEP_SEARCH_DEPTH = 40  # ... when the first round found too little that is new
 DEEP_PER_PAGE = 8
 FEEDBACK_TOP = 5  # hits whose key-term overlap judges a candidate
 RRF_K = 60
-BASE_BUDGET = 6
+BASE_BUDGET = 8
+TOP_PAGE_PASSAGES = 10
 MAX_BUDGET = 12
 EVIDENCE_CHARS = 1600  # of a passage kept as evidence (a passage is at most ~180 words)
 
@@ -65,11 +67,11 @@ class Gathered:
 def key_terms(text: str) -> list[str]:
     """The words a passage about `text` must contain, identifiers (options, names with
     punctuation or inner capitals) first, in order of appearance, without repeats."""
-    identifiers = [m.group(0).strip(".:/") for m in IDENTIFIER.finditer(text)]
+    identifiers = [m.group(0).strip(".:/[]") for m in IDENTIFIER.finditer(text)]
     words = [w for w in re.findall(r"[A-Za-z0-9][\w'-]*", text) if _is_content(w)]
     seen: dict[str, None] = {}
     for term in [*identifiers, *words]:
-        if term and term.lower() not in {s.lower() for s in seen}:
+        if len(term) > 1 and term.lower() not in {s.lower() for s in seen}:
             seen[term] = None
     return list(seen)
 
@@ -172,9 +174,13 @@ def _gather_at(
             fused[key] = fused.get(key, 0.0) + (0.05 + feedback.score) / (RRF_K + rank + 1)
     chosen: list[Passage] = []
     pages: dict[str, int] = {}
-    for key in sorted(fused, key=lambda k: -fused[k]):
+    ranked = sorted(fused, key=lambda k: -fused[k])
+    # The page the queries agree on most (a feature's own manual page) is read deeper.
+    top_page = by_key[ranked[0]].url if ranked else ""
+    for key in ranked:
         passage = by_key[key]
-        if is_read(passage) or pages.get(passage.url, 0) >= per_page:
+        cap = TOP_PAGE_PASSAGES if passage.url == top_page else per_page
+        if is_read(passage) or pages.get(passage.url, 0) >= cap:
             continue
         pages[passage.url] = pages.get(passage.url, 0) + 1
         chosen.append(passage)

@@ -62,7 +62,7 @@ class ResearchConfig(BaseModel):
     section_tokens: int = Field(160, ge=8, le=4096, description="Tokens per section write.")
     search_results: int = Field(5, ge=1, le=20, description="Search hits per question.")
     passages_per_answer: int = Field(
-        6, ge=1, le=12, description="Evidence passages per search step (grows with the question)."
+        8, ge=1, le=12, description="Evidence passages per search step (grows with the question)."
     )
     seed: int = Field(0, description="Seed for sampling, so runs are repeatable.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
