@@ -307,3 +307,21 @@ def test_the_example_eval_scores_fact_and_evidence_recall(home, tiny_model, tmp_
         assert all(set(v) >= {"stated", "evidence_read", "page_read"} for v in row["facts"])
         assert row["unsourced_sentences"] == 0  # strict grounding: no unsupported sentence
     assert "fact recall by stage" in (out / "eval.md").read_text()
+
+
+def test_a_judge_that_scores_every_variant_alike_is_replaced_by_a_signal(settings, tiny_config):
+    """The tiny random model cannot judge: its verdicts parse to the neutral score for every
+    variant. The run must say so, rank the report's variants by their supported share, and
+    spend no more judge calls after the first tie."""
+    config = tiny_config.model_copy(
+        update={"iterations": 1, "evolve": ["plan", "report"], "variants": 2}
+    )
+    researcher = Researcher(config, settings=settings)
+    run = researcher.get_run(researcher.run(QUESTION).run_id)
+    judged = [e for e in researcher.events(run.id) if e.stage is Stage.judge]
+    warnings = [e.message for e in judged if e.kind is EventKind.warning]
+    assert any("ranked by a measurable signal" in m for m in warnings), warnings
+    report_ranking = [e for e in judged if e.data.get("component") == "report"]
+    assert report_ranking and "signal" in report_ranking[-1].data
+    judge_calls = run.stats["stages"]["judge"]["calls"]
+    assert judge_calls == config.variants  # the plan's variants only; no critique rounds
