@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from agents.attribution import _with_markers, attribute, content_words, support
+from agents.attribution import _with_markers, attribute, content_words
 from agents.evidence import key_terms
 from agents.text import split_sentences
 
@@ -32,7 +32,7 @@ STATED = 0.6  # a candidate the kept text covers this much adds nothing new
 # A model sentence is kept only when one passage holds nearly all of its words beyond the
 # question's own: lexical support at the ledger's 0.6 lets fluent inventions through.
 MODEL_SUPPORT = 0.8
-CONTEXT = 0.4  # share of a sentence's relevance lent to the next one of its passage
+CONTEXT = 0.6  # share of a sentence's relevance lent to the next one of its passage
 REDUNDANCY = 0.5  # weight of the similarity penalty in maximal marginal relevance
 MIN_WORDS, MAX_WORDS = 5, 70
 FRAGMENT_WORDS = 9
@@ -100,9 +100,10 @@ def choose_sentences(
     candidates: list[EvidenceSentence],
     focus: list[tuple[str, float]],
     count: int,
-    already: str = "",
+    already: list[str] | None = None,
 ) -> list[EvidenceSentence]:
-    """The `count` most relevant, least redundant candidates not stated by `already`."""
+    """The `count` most relevant, least redundant candidates that no sentence of `already`
+    states."""
     if count <= 0 or not candidates:
         return []
     words = [content_words(c.text) for c in candidates]
@@ -124,17 +125,13 @@ def choose_sentences(
         if candidates[i].passage == candidates[i - 1].passage:
             relevance[i] += CONTEXT * relevance[i - 1]
     chosen: list[int] = []
-    kept_words = content_words(already)
+    stated = [content_words(s) for s in already or []]
     while len(chosen) < count:
         best, best_value = None, 0.0
         for i, ws in enumerate(words):
             if i in chosen or relevance[i] <= 0:
                 continue
-            if (
-                kept_words
-                and len(ws & kept_words) / len(ws) >= STATED
-                and support(candidates[i].text, already) >= STATED
-            ):
+            if any(len(ws & w) >= STATED * len(ws) for w in stated):
                 continue
             overlap = max((_jaccard(ws, words[j]) for j in chosen), default=0.0)
             value = relevance[i] * (1 - REDUNDANCY * overlap)
@@ -164,20 +161,28 @@ def fact_bearing_sentences(text: str) -> list[str]:
 
 def informative(text: str, question: str, sources: dict[int, str] | None = None) -> str:
     """Supported model sentences that say something beyond the question, and (given the
-    sources) whose words beyond the question one passage nearly all holds: a sentence that
-    restates the question ("The research question is: …") or announces ("In this section I
-    will explain …") is supported by any on-topic source and tells the reader nothing."""
+    sources) whose words beyond the question a few consecutive sentences of one source
+    nearly all hold. A sentence that restates the question ("The research question is: …"),
+    announces ("In this section I will explain …"), or recombines a long page's common words
+    into a claim the page never makes, is "supported" by a whole page's vocabulary and tells
+    the reader nothing true."""
     asked = content_words(question)
-    source_words = [content_words(t) for t in (sources or {}).values()]
+    windows = [w for t in (sources or {}).values() for w in source_windows(t)]
     kept = []
     for sentence in split_sentences(text):
         new = content_words(sentence) - asked
         if len(new) < 2 or ANNOUNCEMENT.search(sentence):
             continue
-        if sources and not any(len(new & ws) >= MODEL_SUPPORT * len(new) for ws in source_words):
+        if sources and not any(len(new & w) >= MODEL_SUPPORT * len(new) for w in windows):
             continue
         kept.append(sentence)
     return " ".join(kept)
+
+
+def source_windows(text: str, size: int = 3) -> list[set[str]]:
+    """Content words of every run of `size` consecutive sentences of a source."""
+    words = [content_words(s) for s in split_sentences(text)]
+    return [set().union(*words[i : i + size]) for i in range(max(1, len(words) - size + 1))]
 
 
 ANNOUNCEMENT = re.compile(
@@ -212,7 +217,7 @@ def grounded_section(
     room = max(0, sentences - len(split_sentences(kept)))
     used = used if used is not None else set()
     candidates = [c for c in evidence_sentences(evidence) if c.text not in used]
-    chosen = choose_sentences(candidates, focus, room, already=" ".join([kept, *used]))
+    chosen = choose_sentences(candidates, focus, room, already=[*split_sentences(kept), *used])
     used.update(split_sentences(kept))
     used.update(c.text for c in chosen)
     parts = [p for p in (kept, as_prose(chosen)) if p]

@@ -21,6 +21,7 @@ LIST_PREFIX = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s*")
 SECTION_LABEL = re.compile(r"^(?:section|part)\s*\d*\s*[:.\-–]\s*", re.IGNORECASE)
 TEMPLATE_ECHOES = ("section title", "key question", "this section", "research question")
 OUTLINE_DEPTH = 16
+HEADINGS_PER_PAGE = 2
 GENERIC_HEADINGS = frozenset(
     "description synopsis options overview summary introduction details discussion notes "  # noqa: SIM905
     "examples example usage configuration name see also variables commands".split()
@@ -104,26 +105,36 @@ def choose_plan(
 
 def headings_plan(ctx: ResearchContext, question: str, count: int) -> Outline | None:
     """STORM-style: the sections the best-matching pages give the question's subject, with
-    the passages each came from (the section's first evidence)."""
+    the passages each came from (the section's first evidence). Pages that several of the
+    top hits come from lead (a feature's own manual page), at most `HEADINGS_PER_PAGE` each."""
     try:
         outcome = ctx.retriever.search(question, OUTLINE_DEPTH, per_document=3)
     except RetrievalUnavailableError:
         return None
+    hits: dict[str, list[Passage]] = {}
+    for passage in outcome.passages:
+        hits.setdefault(passage.url, []).append(passage)
+    pages = sorted(hits, key=lambda url: -len(hits[url]))  # stable: ties keep rank order
     sections: list[PlanSection] = []
     passages: list[list[Passage]] = []
     by_title: dict[str, int] = {}
-    for passage in outcome.passages:
-        title = outline_title(passage.title)
-        if title.lower() in by_title:
-            passages[by_title[title.lower()]].append(passage)
-            continue
-        if not title or len(sections) == count or not usable_title(title, question):
-            continue
-        by_title[title.lower()] = len(sections)
-        sections.append(
-            PlanSection(title=title, question=f"What does {title} say about: {question}")
-        )
-        passages.append([passage])
+    for url in pages:
+        taken = 0
+        for passage in hits[url]:
+            title = outline_title(passage.title)
+            if title.lower() in by_title:
+                passages[by_title[title.lower()]].append(passage)
+                continue
+            if not title or len(sections) == count or taken == HEADINGS_PER_PAGE:
+                continue
+            if not usable_title(title, question):
+                continue
+            by_title[title.lower()] = len(sections)
+            sections.append(
+                PlanSection(title=title, question=f"What does {title} say about: {question}")
+            )
+            passages.append([passage])
+            taken += 1
     return (Plan(sections=sections), passages) if len(sections) >= 2 else None
 
 

@@ -25,7 +25,7 @@ from agents.grounded import (
 )
 from agents.state import ResearchState
 from agents.text import clean_model_text, split_sentences
-from ttdr.models import Citation, EventKind, Report, Source, Stage
+from ttdr.models import Citation, EventKind, Plan, Report, ResearchConfig, Source, Stage
 
 UNSUPPORTED_NOTE = (
     "*No retrieved source supports this section yet; it reflects the model's own knowledge.*"
@@ -48,18 +48,7 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         ledger = CitationLedger(excerpts)
         evidence = evidence_by_section(state, len(plan.sections))
         used: set[str] = set()
-        grounded = [
-            grounded_section(
-                body,
-                evidence[index],
-                excerpts,
-                [(question, 1.0), (f"{section.title} {section.question}", 0.7)],
-                sentences=LENGTH_SENTENCES[config.length],
-                grounding=config.grounding,
-                used=used,
-            )
-            for index, (section, body) in enumerate(zip(plan.sections, sections, strict=True))
-        ]
+        grounded = grounded_sections(question, plan, sections, evidence, excerpts, config, used)
         checked = [ledger.check(body) for body in grounded]
         digest = "\n".join(
             f"- {s.title}: {body.strip()[:300]}"
@@ -114,6 +103,30 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
     return {"stop_reason": reason}
 
 
+def grounded_sections(
+    question: str,
+    plan: Plan,
+    sections: list[str],
+    evidence: list[list[tuple[int, str]]],
+    excerpts: dict[int, str],
+    config: ResearchConfig,
+    used: set[str],
+) -> list[str]:
+    """Every section's grounded text, in plan order; `used` collects what they quote."""
+    return [
+        grounded_section(
+            body,
+            evidence[index],
+            excerpts,
+            [(question, 1.0), (f"{section.title} {section.question}", 0.7)],
+            sentences=LENGTH_SENTENCES[config.length],
+            grounding=config.grounding,
+            used=used,
+        )
+        for index, (section, body) in enumerate(zip(plan.sections, sections, strict=True))
+    ]
+
+
 def evidence_by_section(state: ResearchState, count: int) -> list[list[tuple[int, str]]]:
     """(source number, passage) for each section: the passages read for it first, then every
     other passage of the run, so a section the loop never reached still stands on evidence."""
@@ -130,7 +143,7 @@ def ground_summary(
     excerpts: dict[int, str],
     evidence: list[list[tuple[int, str]]],
     question: str,
-    config,
+    config: ResearchConfig,
     used: set[str],
 ) -> str:
     """The model's summary sentences that a source supports; when strict grounding leaves
@@ -144,7 +157,9 @@ def ground_summary(
         return kept
     everything = list(dict.fromkeys(item for section in evidence for item in section))
     candidates = [c for c in evidence_sentences(everything) if c.text not in used]
-    chosen = choose_sentences(candidates, [(question, 1.0)], wanted, already=kept)
+    chosen = choose_sentences(
+        candidates, [(question, 1.0)], wanted, already=[*split_sentences(kept), *used]
+    )
     return " ".join(p for p in (kept, as_prose(chosen).replace("\n\n", " ")) if p)
 
 
