@@ -1,0 +1,161 @@
+"""How good a converted model is, against the autoregressive base on the same prompts.
+
+Measured per prompt set (held-apart prompts shaped like ttdr's calls; short factual prompts):
+tokens per forward and tokens/s at each threshold and for the base's greedy AR decoding; the
+mean NLL of each mode's outputs under the base model (a converted model that commits many
+tokens per forward but writes text its parent finds unlikely has not converted well); and
+agreement with the AR greedy output (the fraction of positions that match). Decoding is one
+prompt at a time, as the agent calls the model, so tokens per forward is per sequence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from backends.llm.a2d.adapter import load_converted
+from backends.llm.a2d.data import (
+    PromptBuilder,
+    PromptSpec,
+    factual_specs,
+    gather_texts,
+    held_apart_specs,
+)
+from backends.llm.decoding import DecodePolicy
+from backends.llm.engine import DiffusionEngine, describe_decoding
+from backends.llm.loader import load_checkpoint
+from backends.llm.protocol import ModelInfo
+from backends.llm.transformer import Transformer
+
+
+def converted_engine(
+    converted, threshold: float, repetition_penalty: float, name: str
+) -> DiffusionEngine:
+    """An engine over the merged model: block-causal, the adapter's block and mask, exact cache."""
+    loaded, facts = converted.loaded, converted.facts
+    policy = DecodePolicy(
+        block_size=facts.block_size, threshold=threshold, repetition_penalty=repetition_penalty
+    )
+    info = ModelInfo(
+        name=name,
+        family=loaded.family.name,
+        decoding=describe_decoding(facts.attention, policy, "exact"),
+        path=str(loaded.folder),
+        context_length=loaded.args.max_position_embeddings,
+    )
+    return DiffusionEngine(
+        loaded.model, loaded.tokenizer, facts, info, policy=policy, cache="exact"
+    )
+
+
+def evaluate_adapter(
+    base: Path,
+    adapter: Path,
+    sources: Sequence[Path],
+    *,
+    prompts: int = 16,
+    factual: int = 50,
+    thresholds: Sequence[float] = (0.9, 0.7),
+    repetition_penalty: float = 1.2,
+    seed: int = 0,
+    log=print,
+) -> dict[str, Any]:
+    base_loaded = load_checkpoint(base, dtype=torch.float32)
+    ar = DiffusionEngine.from_loaded(base_loaded, repetition_penalty=repetition_penalty)
+    converted = load_converted(base, adapter, dtype=torch.float32)
+    engines = {"ar": ar}
+    for threshold in thresholds:
+        engines[f"threshold_{threshold}"] = converted_engine(
+            converted, threshold, repetition_penalty, f"{adapter.name}@{threshold}"
+        )
+    sets = {"factual": factual_specs()[:factual]}
+    if prompts:
+        builder = PromptBuilder(gather_texts(sources), seed=seed)
+        sets = {"ttdr_calls": held_apart_specs(builder, prompts), **sets}
+    report: dict[str, Any] = {
+        "adapter": str(adapter),
+        "meta": {
+            "base": converted.meta.base,
+            "block_size": converted.meta.block_size,
+            "mask_id": converted.meta.mask_id,
+            "training": converted.meta.training,
+        },
+        "repetition_penalty": repetition_penalty,
+        "sets": {},
+    }
+    for set_name, specs in sets.items():
+        outputs = {mode: _decode_all(engine, specs) for mode, engine in engines.items()}
+        reference = outputs["ar"]
+        result = {}
+        for mode, runs in outputs.items():
+            result[mode] = _summarise(runs, reference, base_loaded.model)
+            log(f"{set_name} {mode}: {result[mode]}")
+        report["sets"][set_name] = {"prompts": len(specs), "modes": result}
+    return report
+
+
+def _decode_all(engine: DiffusionEngine, specs: Sequence[PromptSpec]) -> list[dict[str, Any]]:
+    runs = []
+    for spec in specs:
+        prompt = engine.encode_chat(list(spec.messages))
+        start = time.perf_counter()
+        (reply,), stats = engine.generate_ids([prompt], spec.max_new_tokens)
+        runs.append(
+            {
+                "prompt": prompt,
+                "output": reply,
+                "forwards": stats.forward_passes,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    return runs
+
+
+def _summarise(runs, reference, base_model: Transformer) -> dict[str, float]:
+    tokens = sum(len(r["output"]) for r in runs)
+    forwards = sum(r["forwards"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    nll_sum, nll_count = 0.0, 0
+    for run in runs:
+        total, count = output_nll(base_model, run["prompt"], run["output"])
+        nll_sum, nll_count = nll_sum + total, nll_count + count
+    agreement = [_agreement(r["output"], a["output"]) for r, a in zip(runs, reference, strict=True)]
+    return {
+        "tokens": tokens,
+        "tokens_per_forward": round(tokens / forwards, 3) if forwards else 0.0,
+        "tokens_per_s": round(tokens / seconds, 2) if seconds else 0.0,
+        "nll_under_base": round(nll_sum / nll_count, 4) if nll_count else 0.0,
+        "agreement_with_ar": round(sum(agreement) / len(agreement), 4) if agreement else 0.0,
+        "exact_match_with_ar": round(
+            sum(r["output"] == a["output"] for r, a in zip(runs, reference, strict=True))
+            / max(len(runs), 1),
+            4,
+        ),
+    }
+
+
+@torch.inference_mode()
+def output_nll(model: Transformer, prompt: list[int], output: list[int]) -> tuple[float, int]:
+    """Summed NLL of `output` after `prompt` under a causal model, and the token count."""
+    if not output:
+        return 0.0, 0
+    ids = torch.tensor([prompt + output])
+    length = ids.shape[1]
+    mask = torch.ones(length, length, dtype=torch.bool).tril()[None, None]
+    logits = model(ids, torch.arange(length)[None], mask)
+    predicted = logits[0, len(prompt) - 1 : -1]
+    loss = F.cross_entropy(predicted, ids[0, len(prompt) :], reduction="sum")
+    return float(loss), len(output)
+
+
+def _agreement(output: list[int], reference: list[int]) -> float:
+    """Matching positions over the longer of the two (1.0 for two empty outputs)."""
+    longest = max(len(output), len(reference))
+    if not longest:
+        return 1.0
+    return sum(a == b for a, b in zip(output, reference, strict=False)) / longest

@@ -1,0 +1,246 @@
+"""The block-diffusion objective, laid out to match exactly how the engine decodes.
+
+The engine (`denoise.py`, exact cache, `logit_shift=True` as for every AR-initialised family)
+decodes a block-causal model so: prompt slots get block ids `position // B`, the answer starts a
+fresh series of blocks of B at its first slot, every block attends to the finished blocks
+before it and bidirectionally to itself; slot i of a block is predicted from the raw logits at
+slot i-1, and the first slot of a block from the last slot of the block before (the "edge",
+computed on finished, clean text).
+
+So one training document (prompt P tokens + answer A tokens, A a multiple of B) becomes, in
+one packed row (the BD3-LM / Fast-dLLM v2 "2L" layout, with both complementary copies sharing
+one clean stream so the clean text is computed once, not twice):
+
+    clean  [prompt ; answer]  block-causal              (what the exact KV cache holds)
+    noisy  answer, masked with m     block b: clean blocks < b, itself bidirectionally
+    noisy' answer, masked with ~m    the same, with the complementary mask
+
+Losses (every answer token is learned exactly once):
+- a block's first token: cross-entropy of the clean stream's logits at the slot before it (the
+  autoregressive loss where the engine uses it; inside a block the clean stream sees the token
+  it would predict, so nowhere else);
+- every other token: cross-entropy at the slot before it in the copy where it is masked.
+The mask token's logit is excluded, as the engine excludes it, so the trained model is the
+decoded one. Only answer tokens are masked: prompts are always clean at decode time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from backends.llm.transformer import Transformer
+
+CLEAN = 0
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    block_size: int
+    mask_id: int
+    eos_id: int
+    copies: int = 2  # 2: complementary masks; 1: one noisy copy (half the noisy tokens unused)
+
+
+@dataclass
+class Document:
+    """One training example's ids, its answer already a whole number of blocks."""
+
+    prompt: list[int]
+    answer: list[int]
+
+    def length(self, copies: int) -> int:
+        return len(self.prompt) + len(self.answer) * (1 + copies)
+
+
+@dataclass
+class Batch:
+    tokens: torch.Tensor  # [rows, length]
+    positions: torch.Tensor  # [rows, length]
+    mask: torch.Tensor  # bool [rows, 1, length, length]
+    source: torch.Tensor  # flat index (row * length + slot) of each prediction's logits
+    target: torch.Tensor  # the token each prediction is scored against
+    boundary: torch.Tensor  # bool: predicted by the clean stream (a block's first token)
+    answer_tokens: int
+    stream_tokens: int  # non-padding slots computed
+
+
+def fit_answer(answer: Sequence[int], config: ObjectiveConfig) -> list[int]:
+    """A finished answer is padded with end tokens to a whole block (the engine drops what
+    follows the first end token, and a confident end token is a cheap commit); a cut-off one
+    is truncated to whole blocks, so the model never learns to end where the text did not."""
+    size = config.block_size
+    answer = list(answer)
+    if answer and answer[-1] == config.eos_id:
+        return answer + [config.eos_id] * (-len(answer) % size)
+    return answer[: len(answer) - len(answer) % size]
+
+
+def make_document(
+    prompt: Sequence[int], answer: Sequence[int], config: ObjectiveConfig, capacity: int
+) -> Document | None:
+    """The document, its answer shortened (whole blocks) to fit a row; None if nothing fits."""
+    answer = fit_answer(answer, config)
+    room = (capacity - len(prompt)) // (1 + config.copies)
+    room -= room % config.block_size
+    answer = answer[: max(room, 0)]
+    if not prompt or not answer:
+        return None
+    return Document(list(prompt), answer)
+
+
+def pack_rows(documents: Sequence[Document], capacity: int, copies: int) -> list[list[Document]]:
+    """Greedy packing in order: a document that does not fit closes the row."""
+    rows: list[list[Document]] = []
+    used = capacity
+    for doc in documents:
+        size = doc.length(copies)
+        if used + size > capacity:
+            rows.append([])
+            used = 0
+        rows[-1].append(doc)
+        used += size
+    return rows
+
+
+def build_batch(
+    rows: Sequence[Sequence[Document]],
+    config: ObjectiveConfig,
+    generator: torch.Generator,
+    pad_id: int,
+) -> Batch:
+    """Tokens, positions, the attention mask and the loss targets for packed rows."""
+    built = [_build_row(row, config, generator) for row in rows]
+    length = max(len(r["tokens"]) for r in built)
+    tokens, positions, docs, streams, blocks = [], [], [], [], []
+    sources, targets, boundary = [], [], []
+    for index, row in enumerate(built):
+        pad = length - len(row["tokens"])
+        tokens.append(row["tokens"] + [pad_id] * pad)
+        positions.append(row["positions"] + [0] * pad)
+        # Each padding slot is a document of its own: it sees only itself (no NaN rows).
+        docs.append(row["docs"] + [-1 - i for i in range(pad)])
+        streams.append(row["streams"] + [CLEAN] * pad)
+        blocks.append(row["blocks"] + [0] * pad)
+        sources += [index * length + s for s in row["sources"]]
+        targets += row["targets"]
+        boundary += row["boundary"]
+    doc_t, stream_t, block_t = (torch.tensor(x) for x in (docs, streams, blocks))
+    return Batch(
+        tokens=torch.tensor(tokens),
+        positions=torch.tensor(positions),
+        mask=attention_mask(doc_t, stream_t, block_t),
+        source=torch.tensor(sources, dtype=torch.long),
+        target=torch.tensor(targets, dtype=torch.long),
+        boundary=torch.tensor(boundary, dtype=torch.bool),
+        answer_tokens=sum(len(d.answer) for row in rows for d in row),
+        stream_tokens=sum(len(r["tokens"]) for r in built),
+    )
+
+
+def attention_mask(docs: torch.Tensor, streams: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """Bool [rows, 1, L, L]: who may attend to whom (see the module docstring)."""
+    same_doc = docs[:, :, None] == docs[:, None, :]
+    q_stream, k_stream = streams[:, :, None], streams[:, None, :]
+    q_block, k_block = blocks[:, :, None], blocks[:, None, :]
+    key_clean = k_stream == CLEAN
+    clean_to_clean = (q_stream == CLEAN) & key_clean & (k_block <= q_block)
+    noisy_to_clean = (q_stream != CLEAN) & key_clean & (k_block < q_block)
+    noisy_to_self = (q_stream != CLEAN) & (k_stream == q_stream) & (k_block == q_block)
+    return (same_doc & (clean_to_clean | noisy_to_clean | noisy_to_self))[:, None]
+
+
+def _build_row(row: Sequence[Document], config: ObjectiveConfig, generator: torch.Generator):
+    size = config.block_size
+    out = {k: [] for k in ("tokens", "positions", "docs", "streams", "blocks")}
+    out.update(sources=[], targets=[], boundary=[])
+    for doc_index, doc in enumerate(row):
+        base = len(out["tokens"])
+        prompt, answer = doc.prompt, doc.answer
+        p, a = len(prompt), len(answer)
+        first_block = (p - 1) // size + 1  # the answer's blocks come after every prompt block
+        answer_blocks = [first_block + j // size for j in range(a)]
+        _extend(
+            out,
+            prompt + answer,
+            range(p + a),
+            doc_index,
+            CLEAN,
+            [i // size for i in range(p)] + answer_blocks,
+        )
+        # A block's first token: the clean slot just before it (last prompt token or the last
+        # slot of the previous answer block), as the engine's edge logits.
+        for j in range(0, a, size):
+            if answer[j] == config.mask_id:  # the engine can never produce it: not a target
+                continue
+            out["sources"].append(base + p + j - 1)
+            out["targets"].append(answer[j])
+            out["boundary"].append(True)
+        for copy, masked in enumerate(_masks(a, size, config.copies, generator)):
+            start = len(out["tokens"])
+            noisy = [config.mask_id if m else t for t, m in zip(answer, masked, strict=True)]
+            _extend(out, noisy, range(p, p + a), doc_index, CLEAN + 1 + copy, answer_blocks)
+            for j in range(a):
+                if j % size and masked[j] and answer[j] != config.mask_id:
+                    out["sources"].append(start + j - 1)
+                    out["targets"].append(answer[j])
+                    out["boundary"].append(False)
+    return out
+
+
+def _extend(out, tokens, positions, doc, stream, blocks) -> None:
+    out["tokens"] += tokens
+    out["positions"] += list(positions)
+    out["docs"] += [doc] * len(tokens)
+    out["streams"] += [stream] * len(tokens)
+    out["blocks"] += blocks
+
+
+def _masks(length: int, size: int, copies: int, generator: torch.Generator) -> list[list[bool]]:
+    """Per block a mask rate t ~ U(0, 1) and a mask drawn at t; the second copy masks the
+    complement, so every token is masked (and learned) in exactly one copy."""
+    blocks = -(-length // size)
+    rates = torch.rand(blocks, generator=generator).repeat_interleave(size)[:length]
+    masked = torch.rand(length, generator=generator) < rates
+    first = masked.tolist()
+    return [first, [not m for m in first]][:copies]
+
+
+def final_hidden(
+    model: Transformer, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """`Transformer.forward` up to the final norm, so that only the slots that are scored go
+    through the vocabulary projection (most slots of a packed row predict nothing)."""
+    freqs = positions[..., None].float() * model.inv_freq
+    emb = torch.cat((freqs, freqs), dim=-1)[:, None]
+    x = model.embed(tokens)
+    cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    for index, layer in enumerate(model.layers):
+        x = layer(x, cos, sin, mask, None, index, None, False)
+    return model.norm(x)
+
+
+@dataclass
+class LossParts:
+    loss: torch.Tensor  # mean over every scored answer token
+    boundary: float  # mean CE of the blocks' first tokens (clean stream)
+    masked: float  # mean CE of the masked tokens (noisy copies)
+
+
+def block_diffusion_loss(model: Transformer, batch: Batch, mask_id: int) -> LossParts:
+    hidden = final_hidden(model, batch.tokens, batch.positions, batch.mask)
+    picked = hidden.reshape(-1, hidden.shape[-1])[batch.source]
+    logits = model.lm_head(picked).float()
+    logits[:, mask_id] = float("-inf")  # the engine never predicts the mask token
+    losses = F.cross_entropy(logits, batch.target, reduction="none")
+    detached = losses.detach()
+    boundary = detached[batch.boundary]
+    masked = detached[~batch.boundary]
+    return LossParts(
+        loss=losses.mean(),
+        boundary=float(boundary.mean()) if boundary.numel() else 0.0,
+        masked=float(masked.mean()) if masked.numel() else 0.0,
+    )
