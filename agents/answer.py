@@ -14,14 +14,14 @@ from agents import prompts
 from agents.attribution import attribute, extractive_answer
 from agents.context import ResearchContext
 from agents.evidence import (
-    EVIDENCE_CHARS,
     candidate_queries,
     evidence_budget,
     gather,
+    keep_evidence,
     read_checker,
 )
 from agents.evolve import evolve
-from agents.state import Evidence, SearchTask
+from agents.state import SearchTask
 from agents.text import clean_model_text
 from backends.search.types import Passage, SearchOutcome
 from ttdr.errors import RetrievalUnavailableError
@@ -48,13 +48,10 @@ def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
                 iteration=iteration,
             )
             return {"qa_pairs": [qa]}
+        evidence = keep_evidence(ctx, task["section"], passages)
         sources: dict[int, str] = {}
-        evidence: list[Evidence] = []
-        for passage in passages:
-            text = passage.text[:EVIDENCE_CHARS]
-            number = register_source(ctx, passage, text)
-            sources[number] = f"{sources.get(number, '')}\n{text}".strip()
-            evidence.append(Evidence(section=task["section"], source=number, text=text))
+        for item in evidence:
+            sources[item["source"]] = f"{sources.get(item['source'], '')}\n{item['text']}".strip()
         shown = [p.text[:PASSAGE_CHARS] for p in passages[:PROMPT_PASSAGES]]
         listing = "\n\n".join(f"Source {i}: {text}" for i, text in enumerate(shown, start=1))
         template = ctx.prompt("answer")
@@ -147,10 +144,3 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
         queries=queries,
     )
     return gathered.passages
-
-
-def register_source(ctx: ResearchContext, passage: Passage, shown: str) -> int:
-    source = ctx.store.add_source(
-        ctx.run_id, url=passage.url, title=passage.title, kind=passage.kind, excerpt=shown
-    )
-    return source.number

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agents.attribution import content_words
+from agents.state import Evidence
 from backends.search.types import Passage, SearchOutcome
 
 # Words that make a question a question, not what it is about.
@@ -204,3 +205,17 @@ def judge_query(
     ) / len(top)
     novelty = sum(not is_read(p) for p in top) / len(top)
     return QueryFeedback(candidate, round(relevance, 3), round(novelty, 3))
+
+
+def keep_evidence(ctx, section: int, passages: list[Passage]) -> list[Evidence]:
+    """Register the passages as the run's sources (a page keeps its first number and gathers
+    its passages' text, which its citations are checked against) and as the section's
+    evidence."""
+    evidence: list[Evidence] = []
+    for passage in passages:
+        text = passage.text[:EVIDENCE_CHARS]
+        source = ctx.store.add_source(
+            ctx.run_id, url=passage.url, title=passage.title, kind=passage.kind, excerpt=text
+        )
+        evidence.append(Evidence(section=section, source=source.number, text=text))
+    return evidence

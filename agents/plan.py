@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from agents import prompts
 from agents.attribution import content_words
 from agents.context import ResearchContext
-from agents.evidence import EVIDENCE_CHARS, QueryCandidate, judge_query, key_terms
+from agents.evidence import QueryCandidate, judge_query, keep_evidence, key_terms
 from agents.evolve import Candidate, evolve
 from agents.state import Evidence, ResearchState
 from agents.text import clean_model_text
@@ -139,16 +139,12 @@ def headings_plan(ctx: ResearchContext, question: str, count: int) -> Outline | 
 
 
 def outline_evidence(ctx: ResearchContext, outline: Outline) -> list[Evidence]:
-    """The passages the outline was made from, registered as the run's first sources."""
-    evidence: list[Evidence] = []
-    for index, passages in enumerate(outline[1]):
-        for passage in passages:
-            text = passage.text[:EVIDENCE_CHARS]
-            source = ctx.store.add_source(
-                ctx.run_id, url=passage.url, title=passage.title, kind=passage.kind, excerpt=text
-            )
-            evidence.append(Evidence(section=index, source=source.number, text=text))
-    return evidence
+    """The passages the outline was made from: the run's first sources and evidence."""
+    return [
+        item
+        for index, passages in enumerate(outline[1])
+        for item in keep_evidence(ctx, index, passages)
+    ]
 
 
 def outline_title(passage_title: str) -> str:
