@@ -21,6 +21,7 @@ from ttdr.models import Report, ResearchConfig, RunStatus
 from ttdr.store import Store
 
 QUESTION = "Why does the ocean have tides?"
+EXAMPLE_CORPUS = Path(__file__).parents[1] / "examples" / "corpus"
 
 
 @pytest.fixture
@@ -162,15 +163,18 @@ def count_drafts(db: Path) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_is_marked_and_keeps_its_drafts(home, tiny_model, sig) -> None:
-    """A real process, interrupted mid-loop the way a user (Ctrl-C) or a supervisor would."""
+    """A real process, interrupted mid-loop the way a user (Ctrl-C) or a supervisor would.
+
+    Over the example corpus: the loop ends at a step that reads no new passage, and the
+    fixture corpus is read through within two steps, before the signal could arrive."""
     env = dict(os.environ, TTDR_HOME=str(home), TTDR_SECTION_TOKENS="48")
     command = [sys.executable, "-m", "ttdr.cli", "research", QUESTION, "--model", str(tiny_model)]
-    command += ["--search", "local", "--docs", str(CORPUS), "-n", "50"]
+    command += ["--search", "local", "--docs", str(EXAMPLE_CORPUS), "-n", "50"]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     db = home / "ttdr.db"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # generous: a busy CI machine is slow, a pass is not
     drafts_seen = 0
     while drafts_seen < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
