@@ -132,7 +132,7 @@ def choose_sentences(
             if i in chosen or relevance[i] <= 0:
                 continue
             if any(len(ws & w) >= STATED * len(ws) for w in stated):
-                continue
+                continue  # said already, here or in another section (or by the draft)
             overlap = max((_jaccard(ws, words[j]) for j in chosen), default=0.0)
             value = relevance[i] * (1 - REDUNDANCY * overlap)
             if value > best_value:
@@ -140,6 +140,7 @@ def choose_sentences(
         if best is None:
             break
         chosen.append(best)
+        stated.append(words[best])  # the same fact from a second page is not said twice
     return sorted((candidates[i] for i in chosen), key=lambda c: (c.source, c.order))
 
 
