@@ -62,16 +62,16 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
     seen: set[str] = set()
     for number, (source, passage) in enumerate(evidence):
         heading = ""
-        for block in re.split(r"\n\s*\n", passage):
-            block = block.strip()
+        for raw in re.split(r"\n[ \t]*\n", passage):
+            if _looks_like_code(raw):
+                continue  # code blocks do not read as prose
+            block = raw.strip()
             if block.startswith("#"):
                 heading = block.lstrip("#").strip()
                 continue
             label = LABEL.match(block)
             if label and len(label.group(1).split()) <= 4 and " | " not in block:
                 heading = label.group(1)  # a definition: what follows is about its term
-            if "\n" in block or _looks_like_code(block):
-                continue  # code blocks do not read as prose
             for sentence in split_sentences(block):
                 sentence = re.sub(r":?\s+\|\s+", ": ", sentence).strip()
                 words = sentence.split()
@@ -92,6 +92,14 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
 
 
 def _looks_like_code(block: str) -> bool:
+    """A fenced or indented block (extraction keeps a page's <pre> text line by line, and
+    markdown indents or fences its code), or one dense with code punctuation; a prose
+    paragraph hard-wrapped over several lines is not code."""
+    lines = [ln for ln in block.splitlines() if ln.strip()]
+    if not lines or lines[0].lstrip().startswith(("```", "~~~")):
+        return bool(lines)
+    if sum(ln.startswith(("    ", "\t")) for ln in lines) >= len(lines) / 2:
+        return True
     symbols = sum(block.count(c) for c in "{}<>;=$\\")
     return symbols > max(4, len(block) // 12)
 

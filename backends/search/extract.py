@@ -24,7 +24,7 @@ SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".p
 MAX_PDF_PAGES = 50
 # Bumped whenever extraction changes what text a document gives: indexes re-read documents
 # extracted by another version (backends/search/local_index.py).
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 _SUFFIX_KINDS: dict[str, DocumentKind] = {
     ".md": "markdown",

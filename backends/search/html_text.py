@@ -118,12 +118,9 @@ class _Walker:
             self.flush()
             code = element.text_content().strip("\n")
             if code.strip():
-                # indented so a shell comment is not taken for a heading
-                lines = [
-                    f" {ln.rstrip()}" if ln.startswith("#") else ln.rstrip()
-                    for ln in code.splitlines()
-                ]
-                self.emit("\n".join(lines))
+                # indented like markdown's code blocks, so readers tell code from prose (and a
+                # shell comment is not taken for a heading)
+                self.emit("\n".join("    " + ln.rstrip() for ln in code.splitlines()))
         elif tag == "tr":
             self.flush()
             cells = [c for c in element if c.tag in {"td", "th"}]
