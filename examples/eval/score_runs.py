@@ -29,7 +29,7 @@ def main(questions_file: Path, eval_files: list[Path]) -> None:
     for eval_file in eval_files:
         for row in json.loads(eval_file.read_text(encoding="utf-8"))["rows"]:
             item = items.get(row["question"])
-            if item is None or row["status"] != "done":
+            if item is None or not item.facts or row["status"] != "done":
                 continue
             run = store.get_run(row["run_id"])
             report = store.report(row["run_id"])
