@@ -63,7 +63,7 @@ def attribute(text: str, sources: dict[int, str], *, keep_unsupported: bool) -> 
             if support(bare, sources[best]) >= SUPPORT_THRESHOLD:
                 backing = [best]
         if backing:
-            kept.append(_with_markers(bare, backing))
+            kept.append(with_markers(bare, backing))
             result.cited += [n for n in backing if n not in result.cited]
         else:
             result.unsupported.append(bare)
@@ -73,7 +73,7 @@ def attribute(text: str, sources: dict[int, str], *, keep_unsupported: bool) -> 
     return result
 
 
-def _with_markers(sentence: str, numbers: list[int]) -> str:
+def with_markers(sentence: str, numbers: list[int]) -> str:
     markers = "".join(f"[{n}]" for n in numbers)
     if sentence[-1:] in ".!?":
         return f"{sentence[:-1]} {markers}{sentence[-1]}"
@@ -91,5 +91,5 @@ def extractive_answer(question: str, sources: dict[int, str], sentences: int = 2
     ]
     best = sorted(scored, reverse=True)[:sentences]
     best.sort(key=lambda item: -item[1])  # back in source order, so the answer reads in order
-    text = " ".join(_with_markers(s, [n]) for _, _, n, s in best)
+    text = " ".join(with_markers(s, [n]) for _, _, n, s in best)
     return Attribution(text=text, cited=list(dict.fromkeys(n for _, _, n, _ in best)))

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from agents.attribution import _with_markers, attribute, content_words
+from agents.attribution import attribute, content_words, with_markers
 from agents.evidence import key_terms
 from agents.text import split_sentences
 
@@ -201,7 +201,7 @@ ANNOUNCEMENT = re.compile(
 
 def as_prose(sentences: list[EvidenceSentence]) -> str:
     """Cited sentences grouped in short paragraphs, in source order."""
-    cited = [_with_markers(s.text, [s.source]) for s in sentences]
+    cited = [with_markers(s.text, [s.source]) for s in sentences]
     paragraphs = [
         " ".join(cited[i : i + PARAGRAPH_SENTENCES])
         for i in range(0, len(cited), PARAGRAPH_SENTENCES)
