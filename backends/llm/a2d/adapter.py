@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,14 +174,5 @@ def load_converted(
     model = merge_adapter(loaded.model, path)
     if dtype is not None:
         model = model.to(dtype)
-    converted = LoadedModel(
-        model=model,
-        tokenizer=loaded.tokenizer,
-        family=loaded.family,
-        args=loaded.args,
-        folder=loaded.folder,
-        mask_id=meta.mask_id,
-        eos_ids=loaded.eos_ids,
-        block_size=meta.block_size,
-    )
+    converted = replace(loaded, model=model, mask_id=meta.mask_id, block_size=meta.block_size)
     return ConvertedModel(converted, meta)
