@@ -117,7 +117,9 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
             return outcome
 
         try:
-            gathered = gather(one_search, candidates, wanted, is_read, budget)
+            gathered = gather(
+                one_search, candidates, wanted, is_read, budget, depth=ctx.config.search_results
+            )
         except RetrievalUnavailableError as exc:
             ctx.emit(
                 Stage.search,

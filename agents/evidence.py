@@ -130,16 +130,19 @@ def gather(
     budget: int,
     *,
     per_page: int = 3,
+    depth: int = SEARCH_DEPTH,
 ) -> Gathered:
-    """Search every candidate, weigh it by feedback, fuse, and keep `budget` new passages.
+    """Search every candidate `depth` deep, weigh it by feedback, fuse, and keep `budget` new
+    passages.
 
     `search(query, k, per_document)`. When the usual depth finds fewer than half the budget
     in new passages (a later step over a small corpus, where the top hits were read already),
     the candidates are searched again deeper, with more passages allowed per document."""
-    gathered = _gather_at(search, candidates, wanted, is_read, budget, per_page, SEARCH_DEPTH)
+    gathered = _gather_at(search, candidates, wanted, is_read, budget, per_page, depth)
     if len(gathered.passages) * 2 < budget:
+        deep = max(depth, DEEP_SEARCH_DEPTH)
         deeper = _gather_at(
-            search, candidates, wanted, is_read, budget, per_page, DEEP_SEARCH_DEPTH, DEEP_PER_PAGE
+            search, candidates, wanted, is_read, budget, per_page, deep, DEEP_PER_PAGE
         )
         if len(deeper.passages) > len(gathered.passages):
             return deeper

@@ -17,6 +17,7 @@ the heading they stand under, so they still say what they are about.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -188,8 +189,10 @@ def informative(text: str, question: str, sources: dict[int, str] | None = None)
     return " ".join(kept)
 
 
+@functools.lru_cache(maxsize=256)
 def source_windows(text: str, size: int = 3) -> list[set[str]]:
-    """Content words of every run of `size` consecutive sentences of a source."""
+    """Content words of every run of `size` consecutive sentences of a source. Cached: every
+    section of a report (and its summary) checks its sentences against the same sources."""
     words = [content_words(s) for s in split_sentences(text)]
     return [set().union(*words[i : i + size]) for i in range(max(1, len(words) - size + 1))]
 

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     search: SearchMode = "auto"
     iterations: int = 3
     section_tokens: int = 160
-    search_results: int = 5
+    search_results: int = 12
     questions_per_step: int = 1
     variants: int = 2
     evolution_rounds: int = 1

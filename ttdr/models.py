@@ -60,7 +60,9 @@ class ResearchConfig(BaseModel):
     model: str = Field("smollm2-135m", description="Registry name or local checkpoint folder.")
     max_sections: int = Field(4, ge=1, le=12, description="Upper bound on planned sections.")
     section_tokens: int = Field(160, ge=8, le=4096, description="Tokens per section write.")
-    search_results: int = Field(5, ge=1, le=20, description="Search hits per question.")
+    search_results: int = Field(
+        12, ge=1, le=20, description="Search hits asked of each query a step runs."
+    )
     passages_per_answer: int = Field(
         8, ge=1, le=12, description="Evidence passages per search step (grows with the question)."
     )

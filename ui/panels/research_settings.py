@@ -36,7 +36,7 @@ def more_settings(settings: Settings) -> tuple[dict[str, Any], bool]:
                 "Tokens per section", 8, 4096, defaults.section_tokens, key="section_tokens"
             ),
             "search_results": a.number_input(
-                "Search hits per question", 1, 20, defaults.search_results, key="search_results"
+                "Search hits per query", 1, 20, defaults.search_results, key="search_results"
             ),
             "passages_per_answer": b.number_input(
                 "Passages per answer", 1, 12, defaults.passages_per_answer, key="passages"
