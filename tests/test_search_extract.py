@@ -77,6 +77,24 @@ def test_decoding_prefers_utf8_then_the_declared_charset() -> None:
     assert "café" in decode_text(page, "text/html", html=True)
 
 
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        ("Le système est prêt.", "latin-1"),
+        ("système", "latin-1"),
+        ("Grüße aus München — “quoted”", "cp1252"),
+        ("Привет, как дела? Это тестовый текст.", "cp1251"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy.", "cp1250"),
+        ("Καλημέρα κόσμε", "cp1253"),
+    ],
+)
+def test_undeclared_legacy_text_decodes_as_written(text: str, codec: str) -> None:
+    data = text.encode(codec)
+    assert decode_text(data) == text
+    page = f"<html><body><p>{text}</p></body></html>".encode(codec)
+    assert text in extract_document(page, name="page.html").text
+
+
 def test_html_date_and_language_come_from_the_page() -> None:
     page = (
         '<html lang="de-AT"><head><title>Gezeiten</title>'

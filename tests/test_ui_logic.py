@@ -44,6 +44,35 @@ def test_safe_markdown_keeps_structure_and_disarms_html_images_links_and_directi
     assert "[bad]\\(javascript:" in safe and ":red\\[paint]" in safe and "\\$x\\$" in safe
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "Read [this][r].\n\n[r]: javascript:alert(1)",
+        "Read [this][r].\n\n   [r]: <javascript:alert(1)>",
+        "- Read [this][r].\n- [r]: JavaScript:alert(1)",
+        "[this]\n\n[this]: data:text/html;base64,PHNjcmlwdD4=",
+        "[a](javascript:alert(1)) [b]( <vbscript:x> )",
+    ],
+)
+def test_safe_markdown_leaves_no_script_link_for_a_markdown_renderer(payload: str) -> None:
+    from markdown_it import MarkdownIt  # CommonMark, as the browser's renderer reads it
+
+    rendered = MarkdownIt("commonmark").render(safe_markdown(payload))
+    targets = re.findall(r'href="([^"]*)"', rendered)
+    assert all(t.startswith(("http:", "https:", "mailto:")) for t in targets), rendered
+    # The unsafe definition stays in the text, where a reader can see it.
+    assert "alert" in rendered or "base64" in rendered or "vbscript" in rendered
+
+
+def test_safe_reference_definitions_still_link() -> None:
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark").render(
+        safe_markdown("See [the docs][d].\n\n[d]: https://example.org/docs")
+    )
+    assert 'href="https://example.org/docs"' in rendered
+
+
 def test_links_only_for_web_addresses() -> None:
     assert link_markdown("A (b)", "https://e.org/a b(c)") == (
         "[A \\(b\\)](<https://e.org/a%20b%28c%29>)"

@@ -13,6 +13,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from ttdr.models import EventKind, RunEvent, Stage
+from ttdr.terminal import printable
 
 KIND_STYLE = {
     EventKind.warning: "yellow",
@@ -62,7 +63,7 @@ class ProgressView:
         step = f" {event.iteration}/{self.iterations}" if event.iteration else ""
         line = Text(f"[{event.elapsed_s:7.1f}s] ", style="dim")
         line.append(f"{event.stage.value}{step}: ", style="bold")
-        line.append(event.message, style=KIND_STYLE.get(event.kind, ""))
+        line.append(printable(event.message), style=KIND_STYLE.get(event.kind, ""))
         return line
 
     def _status(self) -> Spinner:

@@ -17,7 +17,11 @@ from urllib.parse import quote, urlsplit
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 _IMAGE = re.compile(r"!\[")
 _DIRECTIVE = re.compile(r"(:[A-Za-z][\w-]*)\[")  # :red[...], :material/icon: stays harmless
-_LINK_TARGET = re.compile(r"\]\(\s*<?\s*([A-Za-z][A-Za-z0-9+.-]*):")
+_LINK_TARGET = re.compile(r"\]\(\s*(?:<|&lt;)?\s*([A-Za-z][A-Za-z0-9+.-]*):")
+# A reference-style link definition, `[label]: target`, which makes every `[text][label]` a link.
+# Matched anywhere, not only at a line's start: list items and indentation can hold one too.
+# `<` is already `&lt;` when this runs.
+_REFERENCE_TARGET = re.compile(r"\[([^\]\n]*)\]:[ \t]*(?:&lt;)?[ \t]*([A-Za-z][A-Za-z0-9+.-]*):")
 _SAFE_SCHEMES = {"http", "https", "mailto"}
 _HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
 
@@ -39,6 +43,7 @@ def safe_markdown(text: str) -> str:
     text = text.replace("$", r"\$")
     text = _IMAGE.sub(r"!\\[", text)
     text = _DIRECTIVE.sub(r"\1\\[", text)
+    text = _REFERENCE_TARGET.sub(_disarm_reference, text)
     return _LINK_TARGET.sub(_disarm_link, text)
 
 
@@ -51,6 +56,13 @@ def _disarm_link(match: re.Match[str]) -> str:
     if match.group(1).lower() in _SAFE_SCHEMES:
         return match.group(0)
     return "]\\(" + match.group(0)[2:]
+
+
+def _disarm_reference(match: re.Match[str]) -> str:
+    """An unsafe definition's bracket escaped: it stays visible as text and defines nothing."""
+    if match.group(2).lower() in _SAFE_SCHEMES:
+        return match.group(0)
+    return "\\" + match.group(0)
 
 
 def link_markdown(title: str, url: str) -> str:

@@ -24,7 +24,7 @@ SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".p
 MAX_PDF_PAGES = 50
 # Bumped whenever extraction changes what text a document gives: indexes re-read documents
 # extracted by another version (backends/search/local_index.py).
-EXTRACTOR_VERSION = "4"
+EXTRACTOR_VERSION = "5"
 
 _SUFFIX_KINDS: dict[str, DocumentKind] = {
     ".md": "markdown",
@@ -46,6 +46,7 @@ _CONTENT_TYPE_KINDS: dict[str, DocumentKind] = {
 # Content types that say "not a document" even when the suffix is missing or misleading.
 _NON_TEXT_PREFIXES = ("image/", "audio/", "video/", "font/")
 _SNIFF_BYTES = 4096
+_DETECTOR_TIE = 0.01  # chaos/coherence differences the charset detector cannot resolve
 
 
 class ExtractionError(Exception):
@@ -136,8 +137,22 @@ def decode_text(data: bytes, content_type: str | None = None, *, html: bool = Fa
         import charset_normalizer  # a dependency of trafilatura, so normally present
     except ImportError:
         return data.decode("latin-1")
-    best = charset_normalizer.from_bytes(data).best()
-    return str(best) if best is not None else data.decode("latin-1")
+    matches = charset_normalizer.from_bytes(data)
+    best = matches.best()
+    if best is None:
+        return data.decode("latin-1")
+    # On short or plain text the detector ranks several code pages equal and its first pick is
+    # arbitrary ("système" read as cp1250 gives "systčme"). Among the equals, take windows-1252,
+    # what browsers assume for an undeclared page (WHATWG), so Western text decodes as written;
+    # a page the detector can tell apart (Cyrillic, Czech, Greek) has no cp1252 tie.
+    tied = [
+        match
+        for match in matches
+        if match.chaos <= best.chaos + _DETECTOR_TIE
+        and match.coherence >= best.coherence - _DETECTOR_TIE
+    ]
+    chosen = next((match for match in tied if match.encoding == "cp1252"), best)
+    return str(chosen)
 
 
 def _extract_html(html: str, url: str | None, fallback_title: str) -> ExtractedDocument:

@@ -54,10 +54,15 @@ EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1|(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*
 # -- documents: walk the DOM ------------------------------------------------------------------
 
 
+_UTF8_PARSER = lxml_html.HTMLParser(encoding="utf-8")
+
+
 def document_to_text(page: str) -> str:
     """Every block of the page body as a paragraph, furniture pruned; '' if nothing is left."""
     try:
-        tree = lxml_html.document_fromstring(page.encode("utf-8"))
+        # Bytes, because lxml refuses a str that declares an encoding; the page is already
+        # decoded, so the parser must be told these bytes are utf-8 (it would guess latin-1).
+        tree = lxml_html.document_fromstring(page.encode("utf-8"), parser=_UTF8_PARSER)
     except (ValueError, etree.ParserError):
         return ""
     body = tree.find("body")

@@ -99,10 +99,16 @@ class LocalIndex:
         self.db_path = Path(db_path)
         self.embedder = embedder
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
+        with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            _expire_old_extractions(db)
+            with db:
+                # One writer creates the schema; processes opening a fresh index at once
+                # wait here instead of racing (executescript would commit between statements).
+                db.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                _expire_old_extractions(db)
 
     def add(self, path: Path | str) -> IndexReport:
         """Index a file, or every supported file under a folder (hidden ones excluded).
@@ -320,6 +326,14 @@ class LocalIndex:
         titles = passage_titles(document.title, document.text, spans)
         now = datetime.now(UTC).isoformat()
         with closing(self._connect()) as db, db:
+            # Extraction ran outside any lock; another process may have indexed the file since.
+            # Read the row again under the write lock so the insert cannot collide with it.
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT id, sha256, added_at FROM index_documents WHERE path = ?", (key,)
+            ).fetchone()
+            if row is not None and row[1] == digest:
+                return "unchanged"
             if row is not None:
                 self._delete(db, row[0])
             cursor = db.execute(
