@@ -1,5 +1,5 @@
-"""What every node needs besides the state: the model, retrieval, the store and a way to
-report progress. Passed as LangGraph runtime context, so it is never checkpointed.
+"""What every node needs besides the state: the model, retrieval, a recorder (the store) and
+a way to report progress. Passed as LangGraph runtime context, so it is never checkpointed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from agents.prompt_book import SEEDS, ChosenPrompt
 from backends.llm.protocol import ChatMessage, GenerationStats, Generator
 from backends.search.retriever import Retriever
 from ttdr.errors import RunStopped
-from ttdr.models import EventKind, ResearchConfig, RunEvent, Stage
-from ttdr.store import Store
+from ttdr.models import EventKind, ResearchConfig, RunEvent, RunStats, Stage
+from ttdr.recording import RunRecorder
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ResearchContext:
     config: ResearchConfig
     generator: Generator
     retriever: Retriever
-    store: Store
+    store: RunRecorder
     started_at: float = field(default_factory=time.monotonic)
     stop: threading.Event | None = None  # set by another thread to end the run cleanly
     judge_generator: Generator | None = None  # None: the research model judges too
@@ -117,23 +117,23 @@ class ResearchContext:
         with self._lock:
             self.verdicts[component].append(verdict)
 
-    def stats_summary(self) -> dict[str, Any]:
+    def stats_summary(self) -> RunStats:
         total = sum(self.stage_stats.values(), GenerationStats())
-        return {
-            "model": self.generator.info.name,
-            "decoding": self.generator.info.decoding,
-            "device": self.generator.info.device,
-            "judge_model": (self.judge_generator or self.generator).info.name,
-            "generation": total.as_dict(),
-            "stages": {
+        return RunStats(
+            model=self.generator.info.name,
+            decoding=self.generator.info.decoding,
+            device=self.generator.info.device,
+            judge_model=(self.judge_generator or self.generator).info.name,
+            generation=total.as_dict(),
+            stages={
                 name: {**stats.as_dict(), "wall_s": round(self.stage_seconds[name], 3)}
                 for name, stats in self.stage_stats.items()
             },
-            "wall_s": round(time.monotonic() - self.started_at, 3),
-            "prompts": {component: chosen.id for component, chosen in self.prompts.items()},
-            "citations": self.citation_stats,
-            "judge_scores": {
+            wall_s=round(time.monotonic() - self.started_at, 3),
+            prompts={component: chosen.id for component, chosen in self.prompts.items()},
+            citations=self.citation_stats or None,  # set by the report node
+            judge_scores={
                 component: [v.score for v in verdicts]
                 for component, verdicts in self.verdicts.items()
             },
-        }
+        )

@@ -1,8 +1,9 @@
 """The denoising step, R(t-1) → R(t): the sections this step's answers touch are rewritten in
 place with the evidence; every other section keeps its exact text.
 
-With the dLLM engine the rewrite is an edit of the draft itself (`engine.rewrite` over the
-section's span: in place for bidirectional models, suffix-in-prompt for block-causal ones).
+When the generator is an `Editor` (the dLLM engine) the rewrite is an edit of the draft itself
+(`rewrite` over the section's span: in place for bidirectional models, suffix-in-prompt for
+block-causal ones); a generator that only chats gets a revise prompt instead.
 Every source the section or the evidence cited must still be cited afterwards, and the new
 evidence must still be there (the citation ledger checks each sentence); a rewrite that loses
 either is discarded and the evidence is appended as answered, so a step never loses evidence.
@@ -21,7 +22,7 @@ from agents.context import ResearchContext
 from agents.grounded import fact_bearing_sentences
 from agents.state import ResearchState, render_draft, section_spans
 from agents.text import clean_model_text
-from backends.llm.engine import Span
+from backends.llm.protocol import Editor, Span
 from ttdr.models import DraftVersion, EventKind, Plan, QAPair, Stage
 
 # The share of the evidence's content words a rewrite must keep to count as absorbing it.
@@ -130,8 +131,8 @@ def rewrite_span(
     """The section's new text from the engine's in-place rewrite, or a chat prompt for
     generators that cannot edit a document."""
     title = plan.sections[index].title
-    rewrite = getattr(ctx.generator, "rewrite", None)
-    if rewrite is None:
+    generator = ctx.generator
+    if not isinstance(generator, Editor):
         prompt = prompts.REVISE_SECTION.format(
             question=question, title=title, section_text=sections[index], evidence=evidence
         )
@@ -143,7 +144,7 @@ def rewrite_span(
         question=question, title=title, evidence=evidence
     )
     # The rewritten section gets the usual per-write budget; extra slots end as end tokens.
-    edit = rewrite(draft, Span(start, end, length=ctx.config.section_tokens), instruction)
+    edit = generator.rewrite(draft, Span(start, end, length=ctx.config.section_tokens), instruction)
     ctx.account(Stage.revise, edit.stats)
     return clean_model_text(
         edit.replacements[0], heading=title, instruction=prompts.REVISE_INSTRUCTION

@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 
 from agents import prompts
-from ttdr.store import PromptRow, PromptStore
+from ttdr.recording import PromptPopulation, PromptVersion
 
 SEEDS: dict[str, str] = {
     "plan": prompts.PLAN,
@@ -36,7 +36,7 @@ class ChosenPrompt:
 
 
 class PromptBook:
-    def __init__(self, store: PromptStore, *, seed: int = 0, exploration: float = 0.2) -> None:
+    def __init__(self, store: PromptPopulation, *, seed: int = 0, exploration: float = 0.2) -> None:
         self.store = store
         self.rng = random.Random(seed)
         self.exploration = exploration
@@ -63,7 +63,7 @@ class PromptBook:
         best = max(scored, key=lambda v: (v.fitness, -v.id)) if scored else versions[0]
         return _chosen(best)
 
-    def mutate(self, chosen: ChosenPrompt, critique: str) -> PromptRow | None:
+    def mutate(self, chosen: ChosenPrompt, critique: str) -> PromptVersion | None:
         """A child of `chosen` that also asks for what the critique found missing."""
         advice = _as_guidance(critique)
         if not advice or advice in chosen.text:
@@ -90,7 +90,7 @@ class PromptBook:
             self.store.remove(worst.id)
 
 
-def _chosen(row: PromptRow) -> ChosenPrompt:
+def _chosen(row: PromptVersion) -> ChosenPrompt:
     return ChosenPrompt(id=row.id, component=row.component, text=row.text)
 
 

@@ -50,10 +50,10 @@ def test_sentences_are_counted_as_sourced_only_when_they_carry_a_marker() -> Non
 def test_a_report_says_how_much_of_it_stands_on_its_sources(settings, tiny_config) -> None:
     researcher = Researcher(tiny_config, settings=settings)
     report = researcher.run("Why does the ocean have tides?")
-    counts = researcher.get_run(report.run_id).stats["citations"]
-    assert 0 < counts["sentences_cited"] <= counts["sentences"]
-    note = READING_NOTE.format(cited=counts["sentences_cited"], total=counts["sentences"])
-    if counts["sentences_cited"] < counts["sentences"]:
+    counts = researcher.get_run(report.run_id).stats.citations
+    assert 0 < counts.sentences_cited <= counts.sentences
+    note = READING_NOTE.format(cited=counts.sentences_cited, total=counts.sentences)
+    if counts.sentences_cited < counts.sentences:
         assert report.body.splitlines()[2] == note  # right under the title
     else:
         assert "were not checked against a source" not in report.body

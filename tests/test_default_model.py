@@ -29,8 +29,8 @@ def test_research_with_the_default_model_on_the_fixture_corpus(home: Path, monke
     (summary,) = Store(home / "ttdr.db").list_runs()
     run = Store(home / "ttdr.db").get_run(summary.id)
     assert run.status is RunStatus.done and len(run.drafts_list) == 2
-    assert run.model == "smollm2-135m" and run.stats["model"] == "smollm2-135m"
-    assert run.stats["generation"]["tokens"] > 0
+    assert run.model == "smollm2-135m" and run.stats.model == "smollm2-135m"
+    assert run.stats.generation.tokens > 0
     report = run.report
     assert report.references, "the answer's sources must reach the report"
     assert set(cited_numbers(report.body)) == {c.number for c in report.references}

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from backends.llm.engine import DiffusionEngine, Span
+from backends.llm.denoise import Canvas
+from backends.llm.engine import FILL_PROMPT, GAP, REWRITE_PROMPT, DiffusionEngine
 from backends.llm.loader import load_checkpoint
+from backends.llm.protocol import Editor, Span
 from backends.llm.tiny import write_tiny_checkpoint
 
 FAMILIES = ["llada", "dream", "fast_dllm_v2", "sdar", "llama"]
@@ -27,6 +29,14 @@ DOCUMENT = "Tides rise twice a day. The Moon pulls the oceans toward it. Coasts 
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("families")
     return {family: write_tiny_checkpoint(root / family, family, seed=3) for family in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def writers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Weights (seed 5) with which every tiny family but LLaMA writes visible text into
+    spans, so that comparing an edit's spans with the model's output tells them apart."""
+    root = tmp_path_factory.mktemp("writers")
+    return {family: write_tiny_checkpoint(root / family, family, seed=5) for family in FAMILIES}
 
 
 def engine(checkpoints, family: str, **overrides) -> DiffusionEngine:
@@ -73,13 +83,23 @@ def test_bidirectional_caches_refreshed_every_step_equal_the_reference(
 
 
 @pytest.mark.parametrize("family", BIDIRECTIONAL)
-def test_block_refreshed_caches_save_forwards_and_stay_close(checkpoints, family) -> None:
+def test_a_block_refreshed_dual_cache_feeds_only_the_block_between_refreshes(
+    checkpoints, family
+) -> None:
     reference = engine(checkpoints, family, cache="none", threshold=1.0, **small_blocks(family))
     prompt = reference.encode_chat(MESSAGES)
     expected, reference_stats = fill(reference, [prompt], 16)
     dual = engine(checkpoints, family, cache="dual", threshold=1.0, **small_blocks(family))
-    (reply,), stats = fill(dual, [prompt], 16)
+    fed: list[int] = []
+    hook = dual.model.register_forward_pre_hook(lambda _, args: fed.append(args[0].shape[1]))
+    try:
+        (reply,), stats = fill(dual, [prompt], 16)
+    finally:
+        hook.remove()
     assert stats.forward_passes == reference_stats.forward_passes  # one per token either way
+    # What the cache saves is work per forward: each block of 4 costs one refresh of the
+    # whole canvas, then steps that feed only the block's 4 slots.
+    assert fed == [len(prompt) + 16, 4, 4, 4] * 4
     # Approximate: the first block is computed from a fresh refresh, so it matches exactly.
     assert reply[:4] == expected[0][:4]
 
@@ -129,24 +149,84 @@ def test_batched_generation_with_left_padding_matches_one_at_a_time(checkpoints,
     assert together == [fill(model, [short], 12)[0][0], fill(model, [long], 12)[0][0]]
 
 
+def model_fills(
+    model: DiffusionEngine, document: str, spans: list[Span], instruction: str | None = None
+) -> list[str]:
+    """What the model writes into each span, from its own calls rather than the edit's: a
+    bidirectional model denoises one canvas with every span masked where it stands (after
+    the instruction's chat prompt when rewriting); the others generate each span from the gap
+    (or rewrite) prompt, earlier spans already filled."""
+
+    def length(span: Span) -> int:
+        original = document[span.start : span.end]
+        return span.length if span.length != "auto" else model._span_length(original, "auto")
+
+    if model.facts.attention != "bidirectional":
+        fills: list[str] = []
+        before, cursor = "", 0
+        for span in spans:
+            before += document[cursor : span.start]
+            after, original = document[span.end :], document[span.start : span.end]
+            prompt = (
+                FILL_PROMPT.format(marker=GAP, before=before, after=after)
+                if instruction is None
+                else REWRITE_PROMPT.format(
+                    instruction=instruction, before=before, span=original, after=after
+                )
+            )
+            fills.append(model.generate([{"role": "user", "content": prompt}], length(span)).text)
+            before, cursor = before + fills[-1], span.end
+        return fills
+    chat = [{"role": "user", "content": instruction}]
+    ids = model.encode_chat(chat) if instruction else []
+    ranges, cursor = [], 0
+    for span in spans:
+        ids += model._encode(document[cursor : span.start])
+        ranges.append((len(ids), len(ids) + length(span)))
+        ids += [model.facts.mask_id] * length(span)
+        cursor = span.end
+    ids += model._encode(document[cursor:])
+    tokens = torch.tensor([ids])
+    canvas = Canvas(tokens=tokens, valid=torch.ones_like(tokens, dtype=torch.bool), gen_start=0)
+    size = model.policy.block_size
+    blocks = [(s, min(s + size, end)) for start, end in ranges for s in range(start, end, size)]
+    model.denoiser.fill(canvas, blocks, model.policy)
+    drop = {*model.facts.eos_ids, model.facts.mask_id, model.pad_id}
+    return [
+        model.tokenizer.decode(
+            [t for t in canvas.tokens[0, start:end].tolist() if t not in drop],
+            skip_special_tokens=True,
+        ).strip()
+        for start, end in ranges
+    ]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_infill_never_changes_text_outside_its_spans(checkpoints, family) -> None:
+def test_infill_writes_the_model_s_text_into_its_spans_and_keeps_the_rest(writers, family) -> None:
+    model = engine(writers, family, **small_blocks(family))
     spans = [Span(0, 5, length=4), Span(24, 38, length="auto")]
-    edit = engine(checkpoints, family, **small_blocks(family)).infill(DOCUMENT, spans)
-    assert len(edit.replacements) == 2
-    rebuilt = edit.replacements[0] + DOCUMENT[5:24] + edit.replacements[1] + DOCUMENT[38:]
-    assert edit.text == rebuilt
+    edit = model.infill(DOCUMENT, spans)
+    first, second = model_fills(model, DOCUMENT, spans)
+    assert edit.replacements == [first, second]
+    # Outside the spans, the original document's own text, unchanged.
+    assert edit.text == first + DOCUMENT[5:24] + second + DOCUMENT[38:]
     assert edit.stats.forward_passes > 0
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_rewrite_changes_only_its_span(checkpoints, family) -> None:
-    span = Span(24, 62)
-    edit = engine(checkpoints, family, **small_blocks(family)).rewrite(
-        DOCUMENT, span, "Say it more formally."
-    )
-    (new,) = edit.replacements
+def test_rewrite_writes_the_model_s_text_into_its_span_and_keeps_the_rest(writers, family) -> None:
+    model = engine(writers, family, **small_blocks(family))
+    span, instruction = Span(24, 62), "Say it more formally."
+    edit = model.rewrite(DOCUMENT, span, instruction)
+    (new,) = model_fills(model, DOCUMENT, [span], instruction)
+    assert edit.replacements == [new]
     assert edit.text == DOCUMENT[:24] + new + DOCUMENT[62:]
+
+
+@pytest.mark.parametrize("family", ["llada", "sdar"])
+def test_the_engine_is_an_editor_whatever_its_attention(checkpoints, family) -> None:
+    """The agent edits in place only through what `isinstance(generator, Editor)` admits."""
+    assert isinstance(engine(checkpoints, family), Editor)
 
 
 def test_spans_outside_the_document_are_refused(checkpoints) -> None:

@@ -33,6 +33,14 @@ DECODE_FACTS = {  # family: (attention, logit shift, block size, sub-block size)
     "sdar": ("block_causal", False, 4, None),
     "llama": ("causal", True, 1, None),  # autoregressive: position i-1 predicts token i
 }
+# Fast-dLLM's approximate dual cache for bidirectional attention; an exact one otherwise.
+CACHES = {
+    "llada": "dual",
+    "dream": "dual",
+    "fast_dllm_v2": "exact",
+    "sdar": "exact",
+    "llama": "exact",
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +70,20 @@ def test_every_family_loads_from_its_real_layout_and_is_detected(
 
     assert loaded.family.name == family
     attention, shift, block, sub_block = DECODE_FACTS[family]
-    assert (loaded.family.attention, loaded.family.logit_shift) == (attention, shift)
-    assert (loaded.block_size, loaded.family.sub_block_size) == (block, sub_block)
+    facts = loaded.facts
+    assert (facts.attention, facts.logit_shift) == (attention, shift)
+    assert (facts.block_size, facts.sub_block_size) == (block, sub_block)
+    assert facts.eos_last == (family == "llada")  # LLaDA-Instruct alone floods with EOS
+    assert facts.cache == CACHES[family]
     assert loaded.args.vocab_size == len(loaded.tokenizer)
     assert loaded.tokenizer.chat_template
     vocabulary = loaded.tokenizer.get_vocab()
     if family == "llama":
-        assert loaded.mask_id is None
+        assert facts.mask_token is None and facts.mask_is_placeholder
+        assert facts.mask_id in facts.eos_ids  # empty slots hold an end id
     else:  # the tiny config's mask_token_id overrides the family's real (out-of-vocab) id
-        assert loaded.mask_id == config["mask_token_id"] == vocabulary[FAMILY_TOKENS[family].mask]
-    assert loaded.eos_ids == tuple(vocabulary[token] for token in loaded.family.eos_tokens)
+        assert facts.mask_id == config["mask_token_id"] == vocabulary[FAMILY_TOKENS[family].mask]
+    assert facts.eos_ids == tuple(vocabulary[token] for token in loaded.family.eos_tokens)
     assert not any(p.requires_grad for p in loaded.model.parameters())
     assert loaded.model.embed.weight.dtype == torch.float32
 
@@ -154,10 +166,10 @@ def test_logits_match_transformers_with_a_causal_mask(
 def test_the_default_model_layout_loads_as_llama(tiny_model: Path) -> None:
     """`write_tiny_llama` writes what the default model's GGUF conversion writes."""
     loaded = load_checkpoint(tiny_model)
-    assert loaded.family.name == "llama" and loaded.family.attention == "causal"
-    assert (loaded.mask_id, loaded.block_size) == (None, 1)
+    assert loaded.family.name == "llama" and loaded.facts.attention == "causal"
+    assert (loaded.facts.mask_token, loaded.facts.block_size) == (None, 1)
     assert loaded.args.tie_embeddings and loaded.model.lm_head.weight is loaded.model.embed.weight
-    assert loaded.tokenizer.eos_token_id in loaded.eos_ids
+    assert loaded.tokenizer.eos_token_id in loaded.facts.eos_ids
 
     reference = LlamaForCausalLM.from_pretrained(tiny_model).eval()
     ids = torch.tensor([[1, 5, 9, 33, 2]])
@@ -247,7 +259,8 @@ def test_config_readers_accept_v4_and_v5_rope_fields() -> None:
 def test_config_overrides_the_family_block_size(copy_of) -> None:
     folder = copy_of("fast_dllm_v2")
     _edit_config(folder, bd_size=16)
-    assert load_checkpoint(folder).block_size == 16
+    facts = load_checkpoint(folder).facts
+    assert facts.block_size == 16 and facts.policy.block_size == 16
 
 
 # Loader errors: each names the tensor or field, and leaves the folder as it was.

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from backends.llm.registry import DEFAULT_MODEL, load_generator, model_statuses
+from backends.llm.families import FAMILIES
+from backends.llm.registry import DEFAULT_MODEL, load_generator, model_facts, model_statuses
 from backends.llm.repetition import LOOP_NGRAM, cut_at_loop, penalise_repeats
 from ttdr.errors import ModelUnavailableError
 
@@ -84,6 +85,20 @@ def test_a_model_without_chat_template_is_refused(tiny_model: Path, tmp_path: Pa
 def test_the_registry_reports_the_default_model_as_not_downloaded(tmp_path: Path) -> None:
     (status,) = [s for s in model_statuses(tmp_path) if s.preset.name == DEFAULT_MODEL]
     assert not status.present and status.preset.fetch is not None
+
+
+def test_model_facts_come_from_the_checkpoint_when_there_is_one(tmp_path: Path) -> None:
+    from backends.llm.tiny import write_tiny_checkpoint
+
+    folder = write_tiny_checkpoint(tmp_path / "fast", "fast_dllm_v2")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "bd_size": 16}))
+    facts = model_facts(str(folder), tmp_path / "cache")
+    assert (facts.block_size, facts.mask_token) == (16, config["mask_token_id"])
+    assert facts.describe().startswith("block diffusion: block 16, sub-block 8")
+    # Without a checkpoint folder: the family's own defaults.
+    assert model_facts("fast-dllm-v2-7b", tmp_path / "cache") is FAMILIES["fast_dllm_v2"].facts
+    assert model_facts("llada", tmp_path / "cache") is FAMILIES["llada"].facts
 
 
 def test_a_loop_is_cut_at_its_second_occurrence() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -9,20 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.history_fixtures import legacy_schema
 from ttdr.errors import RunNotFoundError
 from ttdr.liveness import current_owner
 from ttdr.models import (
     Citation,
+    CitationCounts,
     DraftVersion,
     EventKind,
+    GenerationTotals,
     Plan,
     PlanSection,
     QAPair,
     Report,
     ResearchConfig,
     RunEvent,
+    RunStats,
     RunStatus,
     Stage,
+    StageTotals,
 )
 from ttdr.store import Store
 
@@ -55,7 +61,15 @@ def test_a_full_run_round_trips_through_a_reopened_file(db: Path) -> None:
             run_id=run_id, stage=Stage.plan, kind=EventKind.finished, message="ok", data={"n": 1}
         )
     )
-    store.save_stats(run_id, {"generation": {"tokens": 5}})
+    stats = RunStats(
+        model="m",
+        generation=GenerationTotals(tokens=5),
+        stages={"plan": StageTotals(tokens=5, wall_s=0.5)},
+        prompts={"plan": 3},
+        citations=CitationCounts(markers=2, kept=2, validity_rate=1.0, grounding="strict"),
+        judge_scores={"plan": [7.5]},
+    )
+    store.save_stats(run_id, stats)
     store.set_status(run_id, RunStatus.done)
     store.close()
 
@@ -69,7 +83,7 @@ def test_a_full_run_round_trips_through_a_reopened_file(db: Path) -> None:
     assert reopened.sources_list == [source]
     assert reopened.report.references == [citation]
     assert reopened.report.markdown.endswith("[1] A — file:///a.md\n")
-    assert reopened.stats == {"generation": {"tokens": 5}}
+    assert reopened.stats == stats
     assert reopened.created_at.tzinfo is not None
     assert [e.data for e in Store(db).events(run_id)] == [{"n": 1}]
 
@@ -165,14 +179,40 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(db: Path) -> None:
 
 
 def test_a_history_written_before_runs_had_owners_still_opens(db: Path) -> None:
-    store = Store(db)
-    old = store.create_run("old?", ResearchConfig(model="m"))
-    store.close()
+    old = "0123456789ab"
     with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE runs DROP COLUMN owner")
+        conn.executescript(legacy_schema(owners=False))
+        conn.execute(
+            "INSERT INTO runs VALUES (?, 'old?', 'm', ?, 'running', ?, ?, NULL, NULL, NULL, '{}')",
+            (old, ResearchConfig(model="m").model_dump_json(), "2025-06-01 10:00:00", "2025-06-01"),
+        )
     store = Store(db)
     new = store.create_run("new?", ResearchConfig(model="m"))
     assert {r.id: r.status for r in store.list_runs()} == {
         old: RunStatus.running,  # no owner recorded: nothing to judge by
         new: RunStatus.running,
     }
+
+
+@pytest.mark.parametrize("pattern", ["%", "_", "%%", "____________", "a%", "%_"])
+def test_id_prefixes_are_matched_literally_not_as_like_patterns(db: Path, pattern: str) -> None:
+    store = Store(db)
+    run_id = store.create_run("only one", ResearchConfig())
+    with pytest.raises(RunNotFoundError, match="no run with id"):
+        store.resolve_id(pattern)
+    with pytest.raises(RunNotFoundError):
+        store.delete_run(pattern)
+    assert [r.id for r in store.list_runs()] == [run_id]
+    assert store.resolve_id(run_id[:3]) == run_id  # a real prefix still resolves
+
+
+def test_stats_written_by_earlier_versions_stay_readable(db: Path) -> None:
+    """Earlier versions stored an untyped dict: keys since dropped are ignored, and a run
+    that ended before its report had `citations: {}`."""
+    store = Store(db)
+    run_id = store.create_run("q", ResearchConfig())
+    old = {"wall_s": 1.25, "citations": {}, "generation": {"tokens": 9}, "retired_key": 1}
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET stats = ? WHERE id = ?", (json.dumps(old), run_id))
+    stats = store.get_run(run_id).stats
+    assert (stats.wall_s, stats.citations, stats.generation.tokens) == (1.25, None, 9)

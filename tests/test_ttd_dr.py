@@ -204,7 +204,7 @@ def test_judging_goes_to_the_judge_model_and_writing_to_the_research_model(
     assert by_judge != by_writer  # different weights: the two are told apart
     assert context.write(Stage.judge, messages, 12) == by_judge
     assert context.write(Stage.plan, messages, 12) == by_writer
-    assert context.stats_summary()["judge_model"] == "tiny-judge"
+    assert context.stats_summary().judge_model == "tiny-judge"
 
 
 def test_a_run_with_a_separate_judge_loads_it_and_records_it(
@@ -214,8 +214,8 @@ def test_a_run_with_a_separate_judge_loads_it_and_records_it(
     researcher = Researcher(config, settings=settings)
     run = researcher.get_run(researcher.run(QUESTION).run_id)
     assert run.status is RunStatus.done and run.config.judge_model == str(second_model)
-    assert run.stats["judge_model"] == "tiny-judge" and run.stats["model"] == "tiny-llama"
-    assert run.stats["stages"]["judge"]["forward_passes"] > 0
+    assert run.stats.judge_model == "tiny-judge" and run.stats.model == "tiny-llama"
+    assert run.stats.stages["judge"].forward_passes > 0
     assert any(e.message == "Judge: tiny-judge" for e in researcher.events(run.id))
 
 
@@ -323,5 +323,5 @@ def test_a_judge_that_scores_every_variant_alike_is_replaced_by_a_signal(setting
     assert any("ranked by a measurable signal" in m for m in warnings), warnings
     report_ranking = [e for e in judged if e.data.get("component") == "report"]
     assert report_ranking and "signal" in report_ranking[-1].data
-    judge_calls = run.stats["stages"]["judge"]["calls"]
+    judge_calls = run.stats.stages["judge"].calls
     assert judge_calls == config.variants  # the plan's variants only; no critique rounds

@@ -169,3 +169,32 @@ def test_a_research_from_the_form_to_the_report_timeline_and_history(browser, ui
     expect(page.get_by_text("Family:")).to_be_visible()
     expect(page.get_by_role("cell", name="smollm2-135m (default)")).to_be_visible()
     shot("6-models")
+
+
+SCRIPT_LINKS = (
+    "# Tides\n\nRead [this][r] and [that][s], or [here](javascript:alert(1)).\n\n"
+    "[r]: javascript:alert(document.domain)\n"
+    "- [s]: data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\n\n"
+    "<a href='javascript:alert(2)'>raw</a> [ok](https://example.org/tides)\n"
+)
+
+
+def test_a_report_with_script_links_renders_none_in_the_browser(
+    browser, ui_server, tmp_path: Path
+) -> None:
+    """A report whose text holds script links (inline, reference-style, raw HTML): the page
+    the browser builds has no link to anything but the web and the app itself."""
+    from playwright.sync_api import expect
+
+    from tests.ui_fixtures import DRAFTS, stored_run
+    from ttdr.store import Store
+
+    store = Store(tmp_path / "ttdr-home" / "ttdr.db")
+    run_id = stored_run(store, drafts=[DRAFTS[0], SCRIPT_LINKS])
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{ui_server}/run?run={run_id}")
+    expect(page.get_by_role("link", name="ok")).to_be_visible(timeout=TIMEOUT_MS)
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    assert hrefs and all(href.startswith(("http:", "https:", "mailto:")) for href in hrefs), hrefs
+    assert "javascript:alert(document.domain)" in page.content()  # kept visible as text

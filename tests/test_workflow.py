@@ -48,8 +48,8 @@ def test_a_run_passes_every_stage_and_stores_everything(settings, tiny_config) -
     assert len(run.qa_pairs) == tiny_config.iterations * tiny_config.questions_per_step
     assert {qa.iteration for qa in run.qa_pairs} == {1, 2}
     assert run.plan is not None and len(run.plan.sections) >= 2
-    assert run.stats["generation"]["tokens"] > 0
-    assert {"plan", "draft", "question", "answer", "revise", "report"} <= set(run.stats["stages"])
+    assert run.stats.generation.tokens > 0
+    assert {"plan", "draft", "question", "answer", "revise", "report"} <= set(run.stats.stages)
 
 
 def test_every_citation_in_the_report_resolves_to_a_retrieved_source(settings, tiny_config) -> None:
@@ -124,4 +124,4 @@ def test_a_stop_request_ends_the_run_as_interrupted_with_its_drafts(settings, ti
     run = researcher.get_run(seen[-1].run_id)
     assert run.status is RunStatus.interrupted and run.error == "the run was stopped"
     assert [d.iteration for d in run.drafts_list] == [0]
-    assert run.report is None and run.stats["generation"]["tokens"] > 0
+    assert run.report is None and run.stats.generation.tokens > 0

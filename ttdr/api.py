@@ -8,9 +8,12 @@ run that silently vanished.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ttdr.config import Settings
@@ -26,6 +29,13 @@ from ttdr.models import (
     Stage,
 )
 from ttdr.store import Store
+
+MAX_QUESTION_CHARS = 2000
+# Unicode major categories that carry text: letters, marks, numbers, punctuation, symbols.
+# A question of only format characters (zero-width spaces) or controls says nothing.
+_READABLE = frozenset("LMNPS")
+# Per `--docs` path, how many skipped files get a warning of their own before a summary.
+MAX_SKIP_WARNINGS = 50
 
 
 class Researcher:
@@ -97,10 +107,12 @@ class Researcher:
     ) -> Iterator[RunEvent]:
         started = time.monotonic()
 
-        def run_event(kind: EventKind, message: str, **data) -> RunEvent:
+        def run_event(
+            kind: EventKind, message: str, *, stage: Stage = Stage.run, **data
+        ) -> RunEvent:
             event = RunEvent(
                 run_id=run_id,
-                stage=Stage.run,
+                stage=stage,
                 kind=kind,
                 message=message,
                 data=data,
@@ -113,8 +125,11 @@ class Researcher:
         try:
             verb = "resumed" if resuming else "started"
             yield run_event(EventKind.started, f"Research {verb}: {question}", question=question)
-            retriever, index_messages = self._prepare_retrieval(question)
-            for message in index_messages:
+            index = open_index(self.settings)
+            for stage, kind, message, data in self._index_documents(index):
+                yield run_event(kind, message, stage=stage, **data)
+            retriever, messages = self._open_retriever(index, question)
+            for message in messages:
                 yield run_event(EventKind.progress, message)
             if self._generator is None:
                 yield run_event(EventKind.progress, self._loading_message())
@@ -183,9 +198,9 @@ class Researcher:
 
         book = PromptBook(PromptStore(self.store), seed=hash(run_id) & 0xFFFF)
         stats = self.store.get_run(run_id).stats
-        resumed = resuming and stats.get("prompts")
-        chosen = book.load(stats["prompts"]) if resumed else book.choose()
-        self.store.save_stats(run_id, {**stats, "prompts": {c: p.id for c, p in chosen.items()}})
+        chosen = book.load(stats.prompts) if resuming and stats.prompts else book.choose()
+        stats.prompts = {c: p.id for c, p in chosen.items()}
+        self.store.save_stats(run_id, stats)
         return chosen
 
     def _evolve_prompts(self, context) -> None:
@@ -204,20 +219,45 @@ class Researcher:
             if critiques:
                 book.mutate(chosen, min(critiques, key=lambda v: v.score).critique)
 
-    def _prepare_retrieval(self, question: str):
-        """Index the run's documents, then check that some search backend can answer."""
-        from backends.search import Retriever
+    def _index_documents(self, index) -> Iterator[tuple[Stage, EventKind, str, dict]]:
+        """Index the run's documents: (stage, kind, message, data) for each event to record.
 
-        index = open_index(self.settings)
-        messages = []
+        Each skipped file is a search warning with its `url` and `reason`, as a skipped web
+        page is, so the CLI prints why and the app lists it with the run's skipped sources;
+        a path that gave no document at all also gets a warning of its own, since the run
+        then has nothing of its documents to search.
+        """
         for path in self.config.docs:
             report = index.add(path)
-            messages.append(
+            yield (
+                Stage.run,
+                EventKind.progress,
                 f"Indexed {path}: {report.added} added, {report.updated} updated, "
-                f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
+                f"{report.unchanged} unchanged, {len(report.skipped)} skipped",
+                {},
             )
+            for skipped in report.skipped[:MAX_SKIP_WARNINGS]:
+                data = {"url": skipped.url, "reason": skipped.reason, "category": skipped.category}
+                yield (
+                    Stage.search,
+                    EventKind.warning,
+                    f"Skipped {skipped.url}: {skipped.reason}",
+                    data,
+                )
+            hidden = len(report.skipped) - MAX_SKIP_WARNINGS
+            if hidden > 0:
+                yield Stage.run, EventKind.warning, f"{hidden} more files under {path} skipped", {}
+            if not report.added + report.updated + report.unchanged:
+                yield Stage.run, EventKind.warning, _nothing_indexed(path, report.skipped), {}
         if index.embedder is not None and not self.config.docs:
             index.embed_missing()  # documents indexed before embeddings were switched on
+
+    def _open_retriever(self, index, question: str):
+        """The run's retriever once some search backend is known to answer, with the
+        messages worth showing before the research."""
+        from backends.search import Retriever
+
+        messages = []
         if self.config.docs and self.config.search == "auto":
             messages.append(
                 "Searching only the documents given with --docs (use --search web for the web)"
@@ -302,16 +342,41 @@ class Researcher:
 
 def open_checkpointer(path: Path):
     """LangGraph's SQLite checkpointer in its own file (one writer per file avoids locks with
-    the history database), allowed to restore ttdr's own state types."""
-    import sqlite3
+    the history database), allowed to restore ttdr's own state types.
 
+    Its SQLite failures that a user can act on (a full disk, a damaged or unwritable file)
+    become the one-line errors the history gives; every query of the saver passes through
+    its `cursor()`, so that is where they are caught.
+    """
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    class Checkpoints(SqliteSaver):
+        @contextmanager
+        def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+            with _explained(path), super().cursor(transaction) as cursor:
+                yield cursor
+
     state_types = [("ttdr.models", name) for name in ("Plan", "PlanSection", "QAPair")]
     serde = JsonPlusSerializer(allowed_msgpack_modules=state_types)
-    return SqliteSaver(sqlite3.connect(path, check_same_thread=False), serde=serde)
+    with _explained(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Checkpoints(sqlite3.connect(path, check_same_thread=False), serde=serde)
+
+
+@contextmanager
+def _explained(path: Path) -> Iterator[None]:
+    """SQLite and file-system errors on `path` the user can fix, as a `HistoryDatabaseError`
+    naming the file; anything else (a bug) keeps its traceback."""
+    from ttdr.store.database import explain
+
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        error = explain(path, exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def open_index(settings: Settings):
@@ -333,12 +398,44 @@ def open_web_search(settings: Settings, index):
     )
 
 
+def _nothing_indexed(path: Path, skipped: list) -> str:
+    if not skipped:
+        return f"No .md, .txt, .html or .pdf file under {path}: nothing was indexed from it."
+    reasons = list(dict.fromkeys(s.reason for s in skipped))
+    more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+    return (
+        f"None of the {len(skipped)} file(s) under {path} could be indexed "
+        f"({'; '.join(reasons[:3])}{more}): the run has none of their text to search."
+    )
+
+
 def validate_question(question: str) -> str:
-    cleaned = " ".join((question or "").split())
-    if not cleaned:
+    """The question as it is stored and researched: runs of whitespace become one space and
+    control characters (NUL, terminal escapes) are dropped.
+
+    Refused before anything is stored: a question with nothing readable left, one holding bytes
+    the terminal could not decode, and one longer than `MAX_QUESTION_CHARS` (every prompt of the
+    run repeats the question, so a pasted document would crowd out the evidence and outgrow a
+    small model's context; documents belong in --docs).
+    """
+    text = question or ""
+    if any(unicodedata.category(char) == "Cs" for char in text):
+        raise InvalidQuestionError(
+            "The question holds bytes that are not valid UTF-8 text: check your terminal's "
+            "encoding (e.g. LANG=C.UTF-8) and type the question again."
+        )
+    visible = "".join(" " if unicodedata.category(char) == "Cc" else char for char in text)
+    cleaned = " ".join(visible.split())
+    if not any(unicodedata.category(char)[0] in _READABLE for char in cleaned):
         raise InvalidQuestionError(
             'The question is empty. Ask something, e.g. ttdr research "How do diffusion '
             'language models decode text in parallel?"'
+        )
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise InvalidQuestionError(
+            f"The question is {len(cleaned):,} characters long; the limit is "
+            f"{MAX_QUESTION_CHARS:,}. Put long material in a file, pass it with --docs FILE "
+            "(in the app: Documents to index first) and ask a short question about it."
         )
     return cleaned
 

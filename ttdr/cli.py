@@ -283,11 +283,13 @@ def history_delete(
     """Delete a run and everything saved with it."""
 
     def delete() -> None:
-        store = _store()
-        run = store.get_run(run_id)
+        from ttdr.api import Researcher
+
+        researcher = Researcher(settings=Settings())  # also removes the run's checkpoints
+        run = researcher.get_run(run_id)
         if not yes and not typer.confirm(f"Delete run {run.id} ({run.question[:60]})?"):
             raise typer.Exit(1)
-        store.delete_run(run.id)
+        researcher.delete_run(run.id)
         err.print(f"Deleted run {run.id}")
 
     guarded(delete)
@@ -374,7 +376,8 @@ def models_default(ctx: typer.Context) -> None:
 def models_list() -> None:
     """Model presets, their family and decoding, and whether they are in the cache."""
     from backends.llm.families import FAMILIES
-    from backends.llm.registry import DEFAULT_MODEL, model_statuses
+    from backends.llm.registry import model_statuses
+    from ttdr.models import DEFAULT_MODEL
 
     settings = Settings()
     table = Table("name", "family", "decoding", "in cache", "location")
@@ -387,8 +390,8 @@ def models_list() -> None:
             where = "no (fetched on first use)"
         else:
             where = "no (place the checkpoint folder there)"
-        family = FAMILIES[preset.family]
-        table.add_row(name, preset.family, family_decoding(family), where, str(status.folder))
+        decoding = FAMILIES[preset.family].facts.describe()
+        table.add_row(name, preset.family, decoding, where, str(status.folder))
     print_table(table)
     err.print("Any local checkpoint folder of these families also works: --model PATH")
 
@@ -398,20 +401,22 @@ def models_info(
     name: Annotated[str, typer.Argument(help="A preset, a family name or a checkpoint folder.")],
 ) -> None:
     """A model's family and decode defaults: attention, mask id, block size, logit shift."""
-    from backends.llm.registry import PRESETS, describe_folder, family_of
+    from backends.llm.registry import PRESETS, describe_folder, family_of, model_facts
 
     def info() -> None:
         family = family_of(name)
+        facts = model_facts(name, Settings().model_cache)
+        mask = "none (autoregressive)" if facts.mask_token is None else str(facts.mask_token)
         rows = {
             "family": family.name,
-            "decoding": family_decoding(family),
-            "attention": family.attention,
-            "block size": str(family.block_size)
-            + (f" (sub-block {family.sub_block_size})" if family.sub_block_size else ""),
-            "threshold": str(family.threshold),
-            "logit shift": "yes" if family.logit_shift else "no",
-            "mask id": "none (autoregressive)" if family.mask_id is None else str(family.mask_id),
-            "end ids": ", ".join(map(str, family.eos_ids)) or "from the tokenizer",
+            "decoding": facts.describe(),
+            "attention": facts.attention,
+            "block size": str(facts.block_size)
+            + (f" (sub-block {facts.sub_block_size})" if facts.sub_block_size else ""),
+            "threshold": str(facts.threshold),
+            "logit shift": "yes" if facts.logit_shift else "no",
+            "mask id": mask,
+            "end ids": ", ".join(map(str, facts.eos_ids)) or "from the tokenizer",
         }
         preset = PRESETS.get(name)
         if preset is not None:
@@ -427,15 +432,6 @@ def models_info(
         print_table(table)
 
     guarded(info)
-
-
-def family_decoding(family) -> str:
-    from backends.llm.decoding import DecodePolicy
-    from backends.llm.engine import describe_decoding
-
-    cache = "dual" if family.attention == "bidirectional" else "exact"
-    policy = DecodePolicy(block_size=family.block_size, threshold=family.threshold)
-    return describe_decoding(family.attention, policy, cache)
 
 
 # -- prompts --------------------------------------------------------------------------------
@@ -610,7 +606,10 @@ def bench_retrieval(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except TtdrError as exc:  # one no command caught, e.g. an unusable history database
+        raise SystemExit(fail(str(exc), 1).exit_code) from None
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ttdr.models import Grounding, Length, ResearchConfig, SearchMode
+from ttdr.models import DEFAULT_MODEL, Grounding, Length, ResearchConfig, SearchMode
 
 
 def default_home() -> Path:
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="Data directory.")
     models_dir: Path | None = Field(None, description="Model cache; default HOME/models.")
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     device: str = Field("auto", description="auto, cpu or cuda[:n].")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Weights' dtype; auto picks bfloat16 where the hardware has it."

@@ -36,3 +36,14 @@ class RunStopped(TtdrError):
 
 class RunNotResumableError(TtdrError):
     """Only runs that stopped early (interrupted, failed, killed) can be resumed."""
+
+
+class HistoryDatabaseError(TtdrError):
+    """The history database cannot be used as it is (damaged, not writable, a disk problem,
+    or written by a newer ttdr); the message names the file and what to do, and nothing in the
+    file was changed."""
+
+
+class IndexDatabaseError(TtdrError):
+    """The local document index cannot be used as it is (damaged, not writable, a full disk);
+    the message names the file and what to do, and nothing in the file was changed."""

@@ -20,6 +20,7 @@ from typing import Any
 from ttdr.api import Researcher
 from ttdr.errors import TtdrError
 from ttdr.fact_recall import EvalItem, KeyFact, score_item
+from ttdr.models import GenerationTotals
 
 COMPARE_PROMPT = (
     "Question: {question}\n\nReport A:\n{a}\n\nReport B:\n{b}\n\n"
@@ -193,28 +194,26 @@ def evaluate_one(researcher: Researcher, item: EvalItem) -> EvalRow:
         )
     run = researcher.get_run(report.run_id)
     stats = run.stats
-    citations = stats.get("citations", {})
-    sections = citations.get("sections") or 0
+    citations = stats.citations
+    generation = stats.generation or GenerationTotals()
     row = EvalRow(
         question=item.question,
         run_id=run.id,
         status=run.status.value,
-        wall_s=stats.get("wall_s", 0.0),
-        stage_wall_s={k: v["wall_s"] for k, v in stats.get("stages", {}).items()},
-        tokens=stats.get("generation", {}).get("tokens", 0),
-        forward_passes=stats.get("generation", {}).get("forward_passes", 0),
+        wall_s=stats.wall_s,
+        stage_wall_s={name: stage.wall_s for name, stage in stats.stages.items()},
+        tokens=generation.tokens,
+        forward_passes=generation.forward_passes,
         sources=len(run.sources_list),
         references=len(report.references),
-        citation_validity=citations.get("validity_rate"),
-        plan_coverage=round(citations.get("sections_with_citations", 0) / sections, 3)
-        if sections
+        citation_validity=citations.validity_rate if citations else None,
+        plan_coverage=round(citations.sections_with_citations / citations.sections, 3)
+        if citations and citations.sections
         else None,
-        sourced_share=round(citations["sentences_cited"] / citations["sentences"], 3)
-        if citations.get("sentences")
+        sourced_share=round(citations.sentences_cited / citations.sentences, 3)
+        if citations and citations.sentences
         else None,
-        unsourced_sentences=citations["sentences"] - citations["sentences_cited"]
-        if "sentences" in citations
-        else None,
+        unsourced_sentences=citations.sentences - citations.sentences_cited if citations else None,
         id=item.id,
         split=item.split,
     )

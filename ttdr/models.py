@@ -11,11 +11,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 SearchMode = Literal["web", "local", "auto"]
 Length = Literal["short", "medium", "long"]
 Grounding = Literal["strict", "marked", "off"]
+# The model a run uses unless told otherwise (a preset in backends/llm/registry.py).
+DEFAULT_MODEL = "smollm2-135m"
 
 
 def utc_now() -> datetime:
@@ -57,7 +59,7 @@ class ResearchConfig(BaseModel):
     iterations: int = Field(3, ge=0, le=50, description="Denoising steps after the first draft.")
     search: SearchMode = Field("auto", description="web, local index, or web with local fallback.")
     docs: list[Path] = Field(default_factory=list, description="Folders/files to index first.")
-    model: str = Field("smollm2-135m", description="Registry name or local checkpoint folder.")
+    model: str = Field(DEFAULT_MODEL, description="Registry name or local checkpoint folder.")
     max_sections: int = Field(4, ge=1, le=12, description="Upper bound on planned sections.")
     section_tokens: int = Field(160, ge=8, le=4096, description="Tokens per section write.")
     search_results: int = Field(
@@ -191,6 +193,64 @@ class RunSummary(BaseModel):
     sources: int = 0
 
 
+class GenerationTotals(BaseModel):
+    """What generating text cost, for one stage or a whole run."""
+
+    tokens: int = 0
+    prompt_tokens: int = 0
+    forward_passes: int = 0
+    seconds: float = 0.0
+    calls: int = 0
+    tokens_per_forward: float = 0.0
+    tokens_per_second: float = 0.0
+
+
+class StageTotals(GenerationTotals):
+    wall_s: float = Field(0.0, description="Wall time spent in the stage, generation or not.")
+
+
+class CitationCounts(BaseModel):
+    """The citation ledger's counts for the final report, and how much of it is sourced."""
+
+    markers: int = 0
+    kept: int = 0
+    moved: int = 0
+    unsupported: int = 0
+    validity_rate: float | None = None
+    unresolved_removed: int = 0
+    sections: int = 0
+    sections_with_citations: int = 0
+    sentences: int = 0
+    sentences_cited: int = 0
+    grounding: Grounding | None = None
+
+
+class RunStats(BaseModel):
+    """What a run spent and measured, kept with it (budgets, timings, prompts, citations).
+
+    Every field has a default and unknown keys are ignored, because stats written by earlier
+    versions (and by runs that failed before their report) must stay readable.
+    """
+
+    model: str | None = None
+    decoding: str | None = None
+    device: str | None = None
+    judge_model: str | None = None
+    generation: GenerationTotals | None = None
+    stages: dict[str, StageTotals] = Field(default_factory=dict)
+    wall_s: float = 0.0
+    prompts: dict[str, int] = Field(
+        default_factory=dict, description="The prompt version each evolving component used."
+    )
+    citations: CitationCounts | None = None
+    judge_scores: dict[str, list[float]] = Field(default_factory=dict)
+
+    @field_validator("citations", mode="before")
+    @classmethod
+    def _no_report_no_counts(cls, value: Any) -> Any:
+        return value or None  # earlier versions stored {} for a run without a report
+
+
 class RunDetail(RunSummary):
     config: ResearchConfig
     plan: Plan | None = None
@@ -198,4 +258,4 @@ class RunDetail(RunSummary):
     qa_pairs: list[QAPair] = Field(default_factory=list)
     sources_list: list[Source] = Field(default_factory=list)
     report: Report | None = None
-    stats: dict[str, Any] = Field(default_factory=dict)
+    stats: RunStats = Field(default_factory=RunStats)

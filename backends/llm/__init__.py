@@ -1,5 +1,23 @@
-"""Text generation: the `Generator` contract, the model registry and the loaders."""
+"""Text generation: the `Generator` and `Editor` contracts, the model registry and the loaders."""
 
-from backends.llm.protocol import ChatMessage, Generation, GenerationStats, Generator, ModelInfo
+from backends.llm.protocol import (
+    ChatMessage,
+    Edit,
+    Editor,
+    Generation,
+    GenerationStats,
+    Generator,
+    ModelInfo,
+    Span,
+)
 
-__all__ = ["ChatMessage", "Generation", "GenerationStats", "Generator", "ModelInfo"]
+__all__ = [
+    "ChatMessage",
+    "Edit",
+    "Editor",
+    "Generation",
+    "GenerationStats",
+    "Generator",
+    "ModelInfo",
+    "Span",
+]

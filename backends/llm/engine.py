@@ -1,10 +1,11 @@
 """The dLLM engine: `generate`, `stream`, `infill`, `rewrite` and `score` over one model.
 
-It turns text into canvases for the denoising loop (`denoise.py`) and back, and it is the
-`Generator` the agent uses. Bidirectional models (LLaDA, Dream) edit a document in place: the
-span is masked where it stands and filled with context on both sides. Causal and
-block-causal models (SDAR, Fast-dLLM v2, the default model) cannot see text to their right,
-so for them the text after the span moves into the prompt and the span is generated.
+It turns text into canvases for the denoising loop (`denoise.py`) and back, and it is both the
+`Generator` and the `Editor` the agent uses. Bidirectional models (LLaDA, Dream) edit a
+document in place: the span is masked where it stands and filled with context on both sides.
+Causal and block-causal models (SDAR, Fast-dLLM v2, the default model) cannot see text to
+their right, so for them the text after the span moves into the prompt and the span is
+generated.
 """
 
 from __future__ import annotations
@@ -12,15 +13,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from backends.llm.decoding import DecodePolicy
-from backends.llm.denoise import CacheMode, Canvas, Denoiser, DenoiseStats, ModelFacts
+from backends.llm.denoise import Canvas, Denoiser, DenoiseStats
+from backends.llm.facts import CacheMode, ModelFacts
 from backends.llm.loader import LoadedModel
-from backends.llm.protocol import ChatMessage, Generation, GenerationStats, ModelInfo
+from backends.llm.protocol import (
+    ChatMessage,
+    Edit,
+    Generation,
+    GenerationStats,
+    ModelInfo,
+    Score,
+    Span,
+)
 from backends.llm.repetition import cut_at_loop
 from backends.llm.transformer import Transformer
 
@@ -33,30 +42,6 @@ REWRITE_PROMPT = (
     "Rewrite only the passage between << and >>. Reply with the new passage only."
 )
 GAP = "[GAP]"
-
-
-@dataclass(frozen=True)
-class Span:
-    """Characters [start, end) of a document; `length` in tokens, or "auto" to let the
-    engine choose (a generous budget whose unused tail the model fills with end tokens)."""
-
-    start: int
-    end: int
-    length: int | Literal["auto"] = "auto"
-
-
-@dataclass
-class Edit:
-    text: str
-    replacements: list[str]
-    stats: GenerationStats
-
-
-@dataclass
-class Score:
-    nll_per_token: float
-    tokens: int
-    stats: GenerationStats
 
 
 class DiffusionEngine:
@@ -76,7 +61,7 @@ class DiffusionEngine:
         self.policy = policy
         self.denoiser = Denoiser(model, facts, cache=cache)
         self._info = info
-        self.pad_id = _first_int(tokenizer.pad_token_id, min(facts.eos_ids), 0)
+        self.pad_id = _first_int(tokenizer.pad_token_id, min(facts.eos_ids, default=None), 0)
 
     @classmethod
     def from_loaded(
@@ -89,33 +74,18 @@ class DiffusionEngine:
         cache: CacheMode | None = None,
         repetition_penalty: float = 1.0,
     ) -> DiffusionEngine:
-        """An engine with the family's decode defaults, any of which a caller may override."""
-        family = loaded.family
-        eos = frozenset(loaded.eos_ids)
-        # Autoregressive checkpoints have no mask token; their single-slot blocks are filled
-        # from the previous position, so any placeholder works and an end id is a safe one.
-        mask_id = loaded.mask_id if loaded.mask_id is not None else min(eos)
-        facts = ModelFacts(
-            mask_id=mask_id,
-            eos_ids=eos,
-            logit_shift=family.logit_shift,
-            attention=family.attention,
-            block_size=loaded.block_size,
-            mask_is_placeholder=loaded.mask_id is None,
-        )
-        policy = DecodePolicy(
-            block_size=block_size or loaded.block_size,
-            threshold=family.threshold if threshold is None else threshold,
-            sub_block_size=family.sub_block_size,
-            eos_last=family.name == "llada",
+        """An engine with the checkpoint's decode defaults, any of which a caller may override."""
+        facts = loaded.facts
+        policy = facts.policy.with_(
+            block_size=block_size or facts.block_size,
+            threshold=facts.threshold if threshold is None else threshold,
             repetition_penalty=repetition_penalty,
         )
-        if cache is None:
-            cache = "dual" if family.attention == "bidirectional" else "exact"
+        cache = cache or facts.cache
         info = ModelInfo(
             name=name or loaded.folder.name,
-            family=family.name,
-            decoding=describe_decoding(family.attention, policy, cache),
+            family=loaded.family.name,
+            decoding=facts.describe(policy, cache),
             device=str(next(loaded.model.parameters()).device),
             path=str(loaded.folder),
             context_length=loaded.args.max_position_embeddings,
@@ -130,7 +100,7 @@ class DiffusionEngine:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    # -- the Generator contract -------------------------------------------------------------
+    # -- generating (the Generator contract) -----------------------------------------------
 
     def generate(
         self,
@@ -157,7 +127,7 @@ class DiffusionEngine:
             prompts, max_new_tokens, self.policy.with_(temperature=temperature), seed=seed
         )
         return [
-            self._generation(out, prompt, stats, max_new_tokens)
+            Generation(self._decode(out), self._stats(stats, len(out), len(prompt)))
             for out, prompt in zip(outputs, prompts, strict=True)
         ]
 
@@ -194,7 +164,7 @@ class DiffusionEngine:
         replies = [self._reply(row[canvas.gen_start :])[:max_new_tokens] for row in canvas.tokens]
         return replies, stats
 
-    # -- editing documents ------------------------------------------------------------------
+    # -- editing documents (the Editor contract) -----------------------------------------
 
     def infill(self, document: str, spans: Sequence[Span]) -> Edit:
         """Fill each span of `document`; text outside the spans is returned unchanged."""
@@ -374,16 +344,6 @@ class DiffusionEngine:
         # Room to grow: the model ends early with end tokens, which are trimmed.
         return min(max(2 * len(self._encode(original)), 16), 256)
 
-    def _generation(
-        self, out: list[int], prompt: list[int], stats: DenoiseStats, budget: int
-    ) -> Generation:
-        finish = "length" if len(out) >= budget else "eos"
-        return Generation(
-            text=self._decode(out),
-            stats=self._stats(stats, len(out), len(prompt)),
-            finish_reason=finish,
-        )
-
     @staticmethod
     def _stats(stats: DenoiseStats, tokens: int, prompt_tokens: int) -> GenerationStats:
         return GenerationStats(
@@ -393,19 +353,6 @@ class DiffusionEngine:
             seconds=stats.seconds,
             calls=1,
         )
-
-
-def describe_decoding(attention: str, policy: DecodePolicy, cache: str) -> str:
-    """How a model decodes, in the words `ttdr models` and run stats use."""
-    if attention == "causal" and policy.block_size == 1:
-        return f"autoregressive: one token per forward pass ({cache} KV cache)"
-    kind = "block diffusion" if attention == "block_causal" else "masked diffusion"
-    rule = (
-        f"threshold {policy.threshold}"
-        if policy.threshold is not None
-        else f"{policy.steps_per_block} steps per block"
-    )
-    return f"{kind}: block {policy.block_size}, {rule}, {cache} KV cache"
 
 
 def _check_spans(document: str, spans: Sequence[Span]) -> None:

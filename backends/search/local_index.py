@@ -9,19 +9,24 @@ With an `embedder`, every passage also gets a vector (float32 BLOB in `index_vec
 Python's SQLite cannot load sqlite-vec), and search fuses the BM25 ranking with the cosine
 ranking by reciprocal rank, as web passages are ranked. Passages indexed while embeddings were
 off get their vectors on the next `add` with an embedder, or from `embed_missing()`.
+
+A damaged, unwritable or full index file is the user's to fix: every public method turns such
+an SQLite failure into an `IndexDatabaseError` naming the file and what to do, and never
+resets the file to make the error go away.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from backends.search.extract import (
     EXTRACTOR_VERSION,
@@ -38,7 +43,7 @@ from backends.search.passages import (
     split_passages,
 )
 from backends.search.types import Passage, SkippedSource
-from ttdr.errors import DocsPathError
+from ttdr.errors import DocsPathError, IndexDatabaseError
 
 if TYPE_CHECKING:
     from backends.search.embeddings import Embedder
@@ -47,6 +52,7 @@ MAX_FILE_BYTES = 50_000_000
 PASSAGES_PER_DOCUMENT = 2  # so one long document cannot crowd out every other source
 HYBRID_DEPTH = 100  # how deep each ranking goes before fusion
 _EMBED_BATCH = 256
+_BUSY_TIMEOUT_S = 30
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS index_documents (
@@ -71,6 +77,69 @@ CREATE TABLE IF NOT EXISTS index_vectors (
 CREATE INDEX IF NOT EXISTS index_vectors_document ON index_vectors (document_id);
 CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _explains_failures(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """SQLite failures the user can act on become an `IndexDatabaseError`; anything else (a
+    bug) keeps its traceback."""
+
+    @functools.wraps(method)
+    def explained(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            index = args[0]
+            assert isinstance(index, LocalIndex)
+            error = explain_failure(index.db_path, exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    return explained
+
+
+def explain_failure(path: Path, exc: BaseException) -> IndexDatabaseError | None:
+    """A one-line error for an SQLite failure on the index file `path`, or None for one that
+    is not the user's to fix."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    primary = "_".join(code.split("_")[:2])  # SQLITE_READONLY_DBMOVED -> SQLITE_READONLY
+    reason = f"{exc} ({code})" if code else str(exc)
+    if primary in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return IndexDatabaseError(
+            f"The document index {path} is damaged or not an SQLite database: {reason}. It "
+            f"was left as it is: move it aside (e.g. mv {path} {path}.broken) and index your "
+            "documents again with `ttdr index add PATH`."
+        )
+    if primary in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"):
+        return IndexDatabaseError(
+            f"The document index {path} cannot be opened for writing: {reason}. Check that "
+            f"you may write the file and its folder (SQLite keeps {path.name}-wal and "
+            f"{path.name}-shm beside it), or set TTDR_HOME to another folder."
+        )
+    if primary == "SQLITE_FULL":
+        return IndexDatabaseError(
+            f"The disk holding the document index {path} is full: {reason}. Free some space "
+            "and index again; the documents indexed before are kept."
+        )
+    if primary == "SQLITE_IOERR":
+        return IndexDatabaseError(
+            f"The document index {path} could not be read or written: {reason}. Check the "
+            "disk it is on."
+        )
+    if primary in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return IndexDatabaseError(
+            f"The document index {path} stayed locked by another process for "
+            f"{_BUSY_TIMEOUT_S} s: {reason}. Try again when it has finished."
+        )
+    return None
+
+
+class _FileTooLarge(ExtractionError):
+    pass
 
 
 @dataclass
@@ -98,7 +167,18 @@ class LocalIndex:
     def __init__(self, db_path: Path, *, embedder: Embedder | None = None) -> None:
         self.db_path = Path(db_path)
         self.embedder = embedder
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexDatabaseError(
+                f"The folder of the document index {self.db_path} cannot be created ({exc}): "
+                "check the permissions of its parent folder, or set TTDR_HOME to a folder you "
+                "can write."
+            ) from exc
+        self._create_schema()
+
+    @_explains_failures
+    def _create_schema(self) -> None:
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             with db:
@@ -110,6 +190,7 @@ class LocalIndex:
                         db.execute(statement)
                 _expire_old_extractions(db)
 
+    @_explains_failures
     def add(self, path: Path | str) -> IndexReport:
         """Index a file, or every supported file under a folder (hidden ones excluded).
 
@@ -122,12 +203,13 @@ class LocalIndex:
             if file.suffix.lower() not in SUPPORTED_SUFFIXES:
                 supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
                 reason = f"unsupported file type {file.suffix or '(none)'} (supported: {supported})"
-                report.skipped.append(SkippedSource(file.as_uri(), reason))
+                report.skipped.append(SkippedSource(file.as_uri(), reason, "not_text"))
                 continue
             try:
                 outcome = self._add_file(file)
             except ExtractionError as error:
-                report.skipped.append(SkippedSource(file.as_uri(), error.reason))
+                category = "too_large" if isinstance(error, _FileTooLarge) else "not_text"
+                report.skipped.append(SkippedSource(file.as_uri(), error.reason, category))
                 continue
             except OSError as error:
                 report.skipped.append(SkippedSource(file.as_uri(), f"cannot read ({error})"))
@@ -137,6 +219,7 @@ class LocalIndex:
             self.embed_missing()
         return report
 
+    @_explains_failures
     def search(
         self,
         query: str,
@@ -243,6 +326,7 @@ class LocalIndex:
             passages.append(Passage(Path(path).as_uri(), title, body, score, "local"))
         return passages
 
+    @_explains_failures
     def embed_missing(self) -> int:
         """Give every passage without a vector its vector, in batches; returns how many.
         `add` does this itself; call it when embeddings are turned on for an existing index."""
@@ -273,6 +357,7 @@ class LocalIndex:
                     ),
                 )
 
+    @_explains_failures
     def documents(self) -> list[IndexedDocument]:
         with closing(self._connect()) as db:
             rows = db.execute(
@@ -283,6 +368,7 @@ class LocalIndex:
             for p, title, chars, n, added in rows
         ]
 
+    @_explains_failures
     def remove(self, path: Path | str) -> int:
         """Forget a file, or every indexed file under a folder; returns how many were removed.
 
@@ -303,6 +389,7 @@ class LocalIndex:
                 self._delete(db, document_id)
         return len(ids)
 
+    @_explains_failures
     def count(self) -> int:
         """Number of indexed documents (0 means local search cannot answer anything)."""
         with closing(self._connect()) as db:
@@ -311,7 +398,7 @@ class LocalIndex:
     def _add_file(self, file: Path) -> str:
         """Index one file; returns which `IndexReport` counter it belongs to."""
         if file.stat().st_size > MAX_FILE_BYTES:
-            raise ExtractionError(f"file larger than {MAX_FILE_BYTES // 1_000_000} MB")
+            raise _FileTooLarge(f"file larger than {MAX_FILE_BYTES // 1_000_000} MB")
         data = file.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         key = str(file)
@@ -367,8 +454,8 @@ class LocalIndex:
         db.execute("DELETE FROM index_documents WHERE id = ?", (document_id,))
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=30.0)
-        db.execute("PRAGMA busy_timeout = 30000")
+        db = sqlite3.connect(self.db_path, timeout=_BUSY_TIMEOUT_S)
+        db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_S * 1000}")
         # In WAL mode NORMAL is safe from corruption and skips an fsync per commit (a crash
         # can lose only the last commits, which the next `add` redoes: it is incremental).
         db.execute("PRAGMA synchronous = NORMAL")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backends.llm.decoding import DecodePolicy
-from backends.llm.engine import describe_decoding
 from backends.llm.families import FAMILIES
-from backends.llm.registry import DEFAULT_MODEL, model_statuses, pick_device, pick_dtype
+from backends.llm.registry import model_statuses, pick_device, pick_dtype
 from ttdr.config import Settings
+from ttdr.models import DEFAULT_MODEL
 from ui import icons
 from ui.model_check import check_model
 from ui.safe_markdown import escape_markdown
@@ -30,10 +29,7 @@ STATE_ICONS = {
 def decoding(family_name: str | None) -> str:
     if family_name not in FAMILIES:
         return "unknown"
-    family = FAMILIES[family_name]
-    cache = "dual" if family.attention == "bidirectional" else "exact"
-    policy = DecodePolicy(block_size=family.block_size, threshold=family.threshold)
-    return describe_decoding(family.attention, policy, cache)
+    return FAMILIES[family_name].facts.describe()
 
 
 settings = Settings()

@@ -35,13 +35,13 @@ def render_details(run: RunDetail) -> None:
         f"{config.section_tokens} tokens per section · docs: "
         + (", ".join(escape_markdown(str(d)) for d in config.docs) or "none")
     )
-    generation = run.stats.get("generation")
+    generation = run.stats.generation
     if generation:
         st.markdown("**Generation**")
         st.caption(
-            f"{escape_markdown(str(run.stats.get('decoding', '')))} on "
-            f"{escape_markdown(str(run.stats.get('device', '')))} · "
-            f"{generation.get('tokens', 0)} tokens in {generation.get('forward_passes', 0)} "
-            f"forward passes · {generation.get('tokens_per_second', 0)} tokens/s · "
-            f"{run.stats.get('wall_s', 0)} s in all"
+            f"{escape_markdown(run.stats.decoding or '')} on "
+            f"{escape_markdown(run.stats.device or '')} · "
+            f"{generation.tokens} tokens in {generation.forward_passes} "
+            f"forward passes · {generation.tokens_per_second} tokens/s · "
+            f"{run.stats.wall_s} s in all"
         )

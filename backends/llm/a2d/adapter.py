@@ -22,7 +22,7 @@ from peft import get_peft_model_state_dict as peft_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from backends.llm.denoise import ModelFacts
+from backends.llm.facts import ModelFacts
 from backends.llm.loader import LoadedModel, load_checkpoint, tensor_files
 from backends.llm.transformer import Transformer
 from ttdr.errors import ModelUnavailableError
@@ -152,8 +152,8 @@ class ConvertedModel:
     @property
     def facts(self) -> ModelFacts:
         return ModelFacts(
-            mask_id=self.meta.mask_id,
-            eos_ids=frozenset(self.loaded.eos_ids),
+            mask_token=self.meta.mask_id,
+            eos_ids=self.loaded.facts.eos_ids,
             logit_shift=self.meta.logit_shift,
             attention=self.meta.attention,  # type: ignore[arg-type]
             block_size=self.meta.block_size,
@@ -174,5 +174,6 @@ def load_converted(
     model = merge_adapter(loaded.model, path)
     if dtype is not None:
         model = model.to(dtype)
-    converted = replace(loaded, model=model, mask_id=meta.mask_id, block_size=meta.block_size)
+    facts = replace(loaded.facts, mask_token=meta.mask_id, block_size=meta.block_size)
+    converted = replace(loaded, model=model, facts=facts)
     return ConvertedModel(converted, meta)

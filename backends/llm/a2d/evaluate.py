@@ -27,7 +27,7 @@ from backends.llm.a2d.data import (
     held_apart_specs,
 )
 from backends.llm.decoding import DecodePolicy
-from backends.llm.engine import DiffusionEngine, describe_decoding
+from backends.llm.engine import DiffusionEngine
 from backends.llm.loader import load_checkpoint
 from backends.llm.protocol import ModelInfo
 from backends.llm.transformer import Transformer
@@ -44,7 +44,7 @@ def converted_engine(
     info = ModelInfo(
         name=name,
         family=loaded.family.name,
-        decoding=describe_decoding(facts.attention, policy, "exact"),
+        decoding=facts.describe(policy, "exact"),
         path=str(loaded.folder),
         context_length=loaded.args.max_position_embeddings,
     )

@@ -96,7 +96,7 @@ class Trainer:
         loaded = load_checkpoint(self.base, dtype=torch.float32)
         self.tokenizer = loaded.tokenizer
         self.mask_id = mask_token_id(loaded.tokenizer, loaded.args.vocab_size)
-        eos = loaded.tokenizer.get_vocab().get("<|im_end|>", min(loaded.eos_ids))
+        eos = loaded.tokenizer.get_vocab().get("<|im_end|>", min(loaded.facts.eos_ids))
         self.objective = ObjectiveConfig(
             self.config.block_size, self.mask_id, eos, self.config.copies
         )
