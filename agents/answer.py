@@ -25,6 +25,7 @@ from agents.state import SearchTask
 from agents.text import clean_model_text
 from backends.search.types import Passage, SearchOutcome
 from ttdr.errors import RetrievalUnavailableError
+from ttdr.events import AnswerWritten, QueryFeedback, SearchDone
 from ttdr.models import EventKind, QAPair, Stage
 
 PASSAGE_CHARS = 700  # per passage in the answer prompt: a small model reads a few, briefly
@@ -83,7 +84,7 @@ def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
         EventKind.finished,
         f"{how.capitalize()}; cites {cited}",
         iteration=iteration,
-        answer=qa.answer,
+        payload=AnswerWritten(answer=qa.answer),
     )
     return {"qa_pairs": [qa], "evidence": evidence}
 
@@ -98,6 +99,7 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
             task["section_title"],
             task.get("section_question", ""),
             task.get("model_query"),
+            task.get("form_query"),
         )
         wanted = [task["question"], task["section_title"]]
         budget = evidence_budget(task["question"], ctx.config.passages_per_answer)
@@ -110,9 +112,7 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
                     EventKind.warning,
                     f"Skipped {skipped.url}: {skipped.reason}",
                     iteration=iteration,
-                    url=skipped.url,
-                    reason=skipped.reason,
-                    category=skipped.category,
+                    payload=skipped,
                 )
             return outcome
 
@@ -131,7 +131,7 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
     for warning in gathered.warnings:
         ctx.emit(Stage.search, EventKind.warning, warning, iteration=iteration)
     queries = [
-        {"origin": f.candidate.origin, "query": f.candidate.text, "feedback": round(f.score, 3)}
+        QueryFeedback(origin=f.candidate.origin, query=f.candidate.text, feedback=round(f.score, 3))
         for f in gathered.feedback
     ]
     best = gathered.feedback[0].candidate if gathered.feedback else None
@@ -141,8 +141,8 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
         f"Found {len(gathered.passages)} new passages ({gathered.backend}) from "
         f"{len(queries)} queries; best by feedback: {best.origin if best else 'none'}",
         iteration=iteration,
-        backend=gathered.backend,
-        urls=[p.url for p in gathered.passages],
-        queries=queries,
+        payload=SearchDone(
+            backend=gathered.backend, urls=[p.url for p in gathered.passages], queries=queries
+        ),
     )
     return gathered.passages

@@ -3,6 +3,8 @@
 Support is lexical: the share of the sentence's content words that occur in the source's
 retrieved text. It is a floor, not proof, but it catches what small models do most — cite a
 source for a sentence they made up, or cite the wrong one — and it works for any model.
+Answers are attributed sentence by sentence here, and `CitationLedger` re-checks the final
+report and keeps its counts; agents/citations.py only parses and renumbers the markers.
 """
 
 from __future__ import annotations
@@ -93,3 +95,37 @@ def extractive_answer(question: str, sources: dict[int, str], sentences: int = 2
     best.sort(key=lambda item: -item[1])  # back in source order, so the answer reads in order
     text = " ".join(with_markers(s, [n]) for _, _, n, s in best)
     return Attribution(text=text, cited=list(dict.fromkeys(n for _, _, n, _ in best)))
+
+
+class CitationLedger:
+    """Re-checks every cited sentence against the text its source actually gave this run."""
+
+    def __init__(self, excerpts: dict[int, str]) -> None:
+        self.excerpts = excerpts
+        self.markers = self.kept = self.moved = self.unsupported = 0
+
+    def check(self, text: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            claimed = cited_numbers(paragraph)
+            result = attribute(paragraph, self.excerpts, keep_unsupported=True)
+            self.markers += sum(len(cited_numbers(s)) for s in _sentences_with_markers(paragraph))
+            self.kept += len(set(claimed) & set(result.cited))
+            self.moved += len(set(result.cited) - set(claimed))
+            self.unsupported += len(set(claimed) - set(result.cited))
+            paragraphs.append(result.text if result.text else paragraph)
+        return "\n\n".join(p for p in paragraphs if p.strip())
+
+    def counts(self) -> dict[str, int | float]:
+        valid = self.kept / (self.kept + self.unsupported) if self.kept + self.unsupported else 1.0
+        return {
+            "markers": self.markers,
+            "kept": self.kept,
+            "moved": self.moved,
+            "unsupported": self.unsupported,
+            "validity_rate": round(valid, 3),
+        }
+
+
+def _sentences_with_markers(paragraph: str) -> list[str]:
+    return [s for s in split_sentences(paragraph) if cited_numbers(s)]

@@ -1,7 +1,8 @@
-"""Citation markers: parsing, renumbering and checking them against retrieved sources.
+"""Citation markers: parsing and renumbering them.
 
-A report may only cite what the run actually retrieved. Every marker the model writes is
-mapped to a stored source or removed, never shipped unresolved.
+A report may only cite what the run actually retrieved: every marker the model writes is
+mapped to a stored source or removed, never shipped unresolved. Whether the source supports
+the sentence is the ledger's job (agents/attribution.py).
 """
 
 from __future__ import annotations

@@ -14,11 +14,14 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
+from agents.forms import Form
+from agents.forms import fill as fill_form
 from agents.judge import Verdict
 from agents.prompt_book import SEEDS, ChosenPrompt
-from backends.llm.protocol import ChatMessage, GenerationStats, Generator
+from backends.llm.protocol import ChatMessage, Editor, GenerationStats, Generator
 from backends.search.retriever import Retriever
 from ttdr.errors import RunStopped
+from ttdr.events import EventPayload, payload_data
 from ttdr.models import EventKind, ResearchConfig, RunEvent, RunStats, Stage
 from ttdr.recording import RunRecorder
 
@@ -41,6 +44,7 @@ class ResearchContext:
     verdicts: dict[str, list[Verdict]] = field(default_factory=lambda: defaultdict(list))
     citation_stats: dict[str, Any] = field(default_factory=dict)
     judge_blind: bool = False  # set once the judge scored a component's variants all alike
+    _warned_trim: bool = False  # the run says once that prompts were cut to fit the context
     # Parallel search branches write stats and verdicts from several threads.
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,10 +55,13 @@ class ResearchContext:
         message: str,
         *,
         iteration: int | None = None,
-        **data: Any,
+        payload: EventPayload | None = None,
+        **fields: Any,
     ) -> RunEvent:
         """Store the event first (so nothing is lost), then hand it to whoever streams.
 
+        What the stage reports besides its message is `payload`, or its fields as keywords:
+        either is validated as the payload type of this stage and kind (ttdr/events.py).
         Every node emits as it goes, so this is also where a requested stop takes effect.
         """
         run_event = RunEvent(
@@ -63,7 +70,7 @@ class ResearchContext:
             kind=kind,
             message=message,
             iteration=iteration,
-            data=data,
+            data=payload_data(stage, kind, payload, **fields),
             elapsed_s=round(time.monotonic() - self.started_at, 3),
         )
         self.store.add_event(run_event)
@@ -94,19 +101,46 @@ class ResearchContext:
     ) -> str:
         """Generate text for a stage and account its cost to that stage; judging goes to the
         judge model when the run has one."""
-        generator = self.judge_generator if stage is Stage.judge else None
-        generation = (generator or self.generator).generate(
+        generation = self.model_for(stage).generate(
             messages,
             max_new_tokens or self.config.section_tokens,
             temperature=self.config.temperature if temperature is None else temperature,
             seed=self.config.seed if seed is None else seed,
+            stop=self.stop,
         )
         self.account(stage, generation.stats)
         return generation.text
 
+    def model_for(self, stage: Stage) -> Generator:
+        """Judging goes to the judge model when the run has one; everything else to the
+        research model."""
+        judge = self.judge_generator if stage is Stage.judge else None
+        return judge or self.generator
+
+    def editor_for(self, stage: Stage) -> Editor | None:
+        """The stage's model as an `Editor`, or None when it can only generate (a chat
+        server), so the stage falls back to free text."""
+        model = self.model_for(stage)
+        return model if isinstance(model, Editor) else None
+
+    def fill(self, stage: Stage, editor: Editor, form: Form) -> dict[str, str]:
+        """A form's blanks filled by `editor`, its cost accounted to `stage`."""
+        filled = fill_form(editor, form, stop=self.stop)
+        self.account(stage, filled.stats)
+        return filled.values
+
     def account(self, stage: Stage, stats: GenerationStats) -> None:
         with self._lock:
             self.stage_stats[stage.value] += stats
+            warn = stats.trimmed_prompt_tokens > 0 and not self._warned_trim
+            self._warned_trim = self._warned_trim or warn
+        if warn:
+            self.emit(
+                stage,
+                EventKind.warning,
+                f"A prompt was {stats.trimmed_prompt_tokens} tokens longer than the model's "
+                f"context ({self.generator.info.context_length}); its middle was cut to fit",
+            )
 
     def prompt(self, component: str) -> str:
         """The template this run uses for an evolving component (the seed if none chosen)."""

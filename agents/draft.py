@@ -12,6 +12,7 @@ from agents import prompts
 from agents.context import ResearchContext
 from agents.state import ResearchState, render_draft
 from agents.text import clean_model_text
+from ttdr.events import DraftWritten
 from ttdr.models import DraftVersion, EventKind, Stage
 
 
@@ -37,7 +38,13 @@ def draft_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
         iteration=0, text=render_draft(plan, sections), changed_sections=plan.titles()
     )
     ctx.store.add_draft(ctx.run_id, draft)
-    ctx.emit(Stage.draft, EventKind.finished, "Draft R0 written", iteration=0, draft_version=0)
+    ctx.emit(
+        Stage.draft,
+        EventKind.finished,
+        "Draft R0 written",
+        iteration=0,
+        payload=DraftWritten(draft_version=0),
+    )
     return {
         "sections": sections,
         "iteration": 0,

@@ -88,7 +88,11 @@ def evidence_budget(question: str, base: int = BASE_BUDGET) -> int:
 
 
 def candidate_queries(
-    question: str, section_title: str, section_question: str, model_query: str | None
+    question: str,
+    section_title: str,
+    section_question: str,
+    model_query: str | None,
+    form_query: str | None = None,
 ) -> list[QueryCandidate]:
     terms = key_terms(question)
     section_terms = [t for t in key_terms(f"{section_title} {section_question}") if t not in terms]
@@ -99,6 +103,8 @@ def candidate_queries(
     ]
     if model_query:
         raw.append(QueryCandidate(model_query, "model"))
+    if form_query:
+        raw.append(QueryCandidate(form_query, "form"))
     unique: dict[str, QueryCandidate] = {}
     for candidate in raw:
         key = " ".join(candidate.text.lower().split())

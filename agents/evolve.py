@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from agents import prompts
 from agents.judge import NEUTRAL, Verdict, judge
 from agents.text import clean_model_text
+from ttdr.events import Judged, JudgeFallback
 from ttdr.models import EventKind, Stage
 
 VARIANT_TEMPERATURE = 0.8  # extra variants explore; the first keeps the run's temperature
@@ -69,7 +70,7 @@ def evolve(
             f"The judge scored every {component} variant {scores[0]:.1f}: it cannot tell them "
             "apart, so the first is kept and later self-evolution skips the judge",
             iteration=iteration,
-            component=component,
+            payload=JudgeFallback(component=component),
         )
         return Evolved(text=texts[0], candidates=candidates)
     for _ in range(config.evolution_rounds):
@@ -80,9 +81,11 @@ def evolve(
         EventKind.finished,
         f"Self-evolution of the {component}: {len(candidates)} variants scored {listed}",
         iteration=iteration,
-        component=component,
-        scores=[c.verdict.score for c in candidates],
-        critiques=[c.verdict.critique for c in candidates],
+        payload=Judged(
+            component=component,
+            scores=[c.verdict.score for c in candidates],
+            critiques=[c.verdict.critique for c in candidates],
+        ),
     )
     ranked = sorted(candidates, key=lambda c: c.verdict.score, reverse=True)
     evolved = Evolved(text=(merge or _pick_best)(ranked), candidates=ranked)
@@ -100,8 +103,7 @@ def _rank_by_signal(ctx, component, texts, signal, iteration, merge, *, judged: 
         f"The judge {why}; the {component} variants are ranked by a measurable signal "
         f"instead ({', '.join(f'{values[i]:.2f}' for i in order)})",
         iteration=iteration,
-        component=component,
-        signal=[values[i] for i in order],
+        payload=JudgeFallback(component=component, signal=[values[i] for i in order]),
     )
     neutral = Verdict(NEUTRAL, NEUTRAL, "")
     ranked = [Candidate(texts[i], neutral) for i in order]

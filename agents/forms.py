@@ -14,6 +14,7 @@ verdict (two scores and a critique).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,10 +63,10 @@ class Filled:
     stats: GenerationStats
 
 
-def fill(editor: Editor, form: Form) -> Filled:
+def fill(editor: Editor, form: Form, *, stop: threading.Event | None = None) -> Filled:
     """Each blank's value: its first line, cleaned of a small model's padding."""
     document, spans = form.document()
-    edit = editor.infill(document, spans)
+    edit = editor.infill(document, spans, stop=stop)
     values = {
         blank.name: _value(text) for blank, text in zip(form.blanks, edit.replacements, strict=True)
     }

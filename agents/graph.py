@@ -1,6 +1,6 @@
 """The TTD-DR workflow (Han et al. 2025, Algorithm 1) as a LangGraph graph.
 
-    plan → draft R0 → repeat { questions ⇉ search + answer (parallel) → denoise R(t-1) → R(t) }
+    plan → draft R0 → repeat { questions ⇉ search + answer (parallel) → revise R(t-1) → R(t) }
          → report
 
 The loop ends at the iteration limit, when the question node finds the draft complete, or
@@ -18,11 +18,11 @@ from langgraph.types import Send
 
 from agents.answer import answer_node
 from agents.context import ResearchContext
-from agents.denoise import denoise_node
 from agents.draft import draft_node
 from agents.plan import plan_node
 from agents.questions import question_node
 from agents.report import report_node
+from agents.revise import revise_node
 from agents.state import ResearchState
 
 
@@ -45,7 +45,9 @@ def build_graph(checkpointer=None):
     graph.add_node("draft", draft_node)
     graph.add_node("questions", question_node)
     graph.add_node("answer", answer_node)
-    graph.add_node("denoise", denoise_node)
+    # The revise stage keeps its node name "denoise": checkpoints of earlier runs name the
+    # node they go to next, and a run resumed under a renamed node would never reach it.
+    graph.add_node("denoise", revise_node)
     graph.add_node("report", report_node)
 
     graph.add_edge(START, "plan")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agents import prompts
+from agents import forms, prompts
 from agents.text import clean_model_text
 from ttdr.models import Stage
 
@@ -25,6 +25,15 @@ class Verdict:
 
 
 def judge(ctx, component: str, question: str, output: str) -> Verdict:
+    """A model that can infill fills the verdict form (scores and critique are the only
+    generated text, validated); one that can only chat is asked in free text."""
+    editor = ctx.editor_for(Stage.judge)
+    if editor is not None:
+        values = ctx.fill(Stage.judge, editor, forms.verdict_form(question, component, output))
+        entry = forms.verdict_entry(values)
+        if entry is None:  # unreadable scores count as the middle of the scale, as below
+            return Verdict(NEUTRAL, NEUTRAL, values.get("critique", "")[:300])
+        return Verdict(entry.helpfulness, entry.comprehensiveness, entry.critique)
     prompt = prompts.JUDGE.format(question=question, component=component, output=output[:2000])
     text = ctx.write(Stage.judge, prompts.chat(prompt), max_new_tokens=64, temperature=0.0)
     return parse_verdict(text)

@@ -6,7 +6,7 @@ import re
 
 from langgraph.runtime import Runtime
 
-from agents import prompts
+from agents import forms, prompts
 from agents.attribution import content_words
 from agents.context import ResearchContext
 from agents.evidence import QueryCandidate, judge_query, keep_evidence, key_terms
@@ -57,7 +57,9 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
 
         evolved = evolve(ctx, "plan", question, write, merge=merge, signal=signal)
         outline = headings_plan(ctx, question, count)
-        model_plan = parse_plan(evolved.text, question, count)
+        model_plan = better_plan(
+            ctx, question, parse_plan(evolved.text, question, count), infilled_plan(ctx, question)
+        )
         plan, how = choose_plan(ctx, question, model_plan, outline)
         if how != "model":
             ctx.emit(Stage.plan, EventKind.warning, how, raw=evolved.text[:500])
@@ -73,6 +75,36 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
 
 
 Outline = tuple[Plan, list[list[Passage]]]
+
+
+def infilled_plan(ctx: ResearchContext, question: str) -> Plan | None:
+    """The plan as a form whose titles and key questions alone are generated (by infilling),
+    each validated; None when the model cannot infill or fewer than two sections pass."""
+    editor = ctx.editor_for(Stage.plan)
+    if editor is None:
+        return None
+    count = ctx.config.max_sections
+    values = ctx.fill(Stage.plan, editor, forms.plan_form(question, count))
+    entries = forms.plan_entries(values, count)
+    plan = parse_plan(forms.plan_lines(entries), question, count)
+    kept = len(plan.sections) if plan else 0
+    ctx.emit(
+        Stage.plan,
+        EventKind.progress,
+        f"Plan form: {kept} of {count} infilled sections are usable",
+    )
+    return plan
+
+
+def better_plan(
+    ctx: ResearchContext, question: str, written: Plan | None, infilled: Plan | None
+) -> Plan | None:
+    """Of the model's two plans (free text, infilled form), the one that retrieves better."""
+    if written is None or infilled is None:
+        return written or infilled
+    if plan_feedback(ctx, question, infilled) > plan_feedback(ctx, question, written):
+        return infilled
+    return written
 
 
 def choose_plan(

@@ -12,7 +12,7 @@ from collections import Counter
 
 from langgraph.runtime import Runtime
 
-from agents import prompts
+from agents import forms, prompts
 from agents.context import ResearchContext
 from agents.evolve import evolve
 from agents.state import ResearchState, SearchTask
@@ -52,7 +52,12 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
             if DONE.match(first_line(clean_model_text(raw)) or ""):
                 done_votes += 1
             model_query = parse_query(raw)
-            query = choose_query(model_query, section.title, section.question, state, asked)
+            form_query = infilled_query(
+                ctx, state["question"], section.title, state["sections"][target]
+            )
+            query = choose_query(
+                model_query or form_query, section.title, section.question, state, asked
+            )
             asked.add(query.lower())
             tasks.append(
                 SearchTask(
@@ -62,6 +67,7 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
                     section_question=section.question,
                     query=query,
                     model_query=model_query,
+                    form_query=form_query,
                     iteration=iteration,
                 )
             )
@@ -79,6 +85,19 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
             query=task["query"],
         )
     return {"tasks": tasks}
+
+
+def infilled_query(
+    ctx: ResearchContext, question: str, title: str, section_text: str
+) -> str | None:
+    """The search query as the one blank of a form (validated); None when the model cannot
+    infill or its query is not one."""
+    editor = ctx.editor_for(Stage.question)
+    if editor is None:
+        return None
+    return forms.search_query(
+        ctx.fill(Stage.question, editor, forms.query_form(question, title, section_text))
+    )
 
 
 def least_researched_sections(titles: list[str], researched: list[str], count: int) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from agents import prompts
-from agents.attribution import attribute
+from agents.attribution import CitationLedger, attribute
 from agents.citations import cited_numbers, remap_citations
 from agents.context import ResearchContext
 from agents.evolve import evolve
@@ -25,6 +25,7 @@ from agents.grounded import (
 )
 from agents.state import ResearchState
 from agents.text import clean_model_text, split_sentences
+from ttdr.events import ReportWritten
 from ttdr.models import Citation, EventKind, Plan, Report, ResearchConfig, Source, Stage
 
 UNSUPPORTED_NOTE = (
@@ -97,8 +98,7 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         Stage.report,
         EventKind.finished,
         f"Report written with {len(report.references)} references (loop ended: {reason})",
-        references=len(report.references),
-        stop_reason=reason,
+        payload=ReportWritten(references=len(report.references), stop_reason=reason),
     )
     return {"stop_reason": reason}
 
@@ -194,40 +194,6 @@ def summarise_answers(state: ResearchState) -> list[str]:
         answers = [qa.answer for qa in state.get("qa_pairs", []) if qa.section == section.title]
         bodies.append(" ".join(a for a in answers if a) or draft)
     return bodies
-
-
-class CitationLedger:
-    """Re-checks every cited sentence against the text its source actually gave this run."""
-
-    def __init__(self, excerpts: dict[int, str]) -> None:
-        self.excerpts = excerpts
-        self.markers = self.kept = self.moved = self.unsupported = 0
-
-    def check(self, text: str) -> str:
-        paragraphs = []
-        for paragraph in text.split("\n\n"):
-            claimed = cited_numbers(paragraph)
-            result = attribute(paragraph, self.excerpts, keep_unsupported=True)
-            self.markers += sum(len(cited_numbers(s)) for s in _sentences_with_markers(paragraph))
-            self.kept += len(set(claimed) & set(result.cited))
-            self.moved += len(set(result.cited) - set(claimed))
-            self.unsupported += len(set(claimed) - set(result.cited))
-            paragraphs.append(result.text if result.text else paragraph)
-        return "\n\n".join(p for p in paragraphs if p.strip())
-
-    def counts(self) -> dict[str, int | float]:
-        valid = self.kept / (self.kept + self.unsupported) if self.kept + self.unsupported else 1.0
-        return {
-            "markers": self.markers,
-            "kept": self.kept,
-            "moved": self.moved,
-            "unsupported": self.unsupported,
-            "validity_rate": round(valid, 3),
-        }
-
-
-def _sentences_with_markers(paragraph: str) -> list[str]:
-    return [s for s in split_sentences(paragraph) if cited_numbers(s)]
 
 
 def build_report(

@@ -21,6 +21,8 @@ class SearchTask(TypedDict):
     section_question: str
     query: str  # what the step is said to search for (the model's query, or the plan's)
     model_query: str | None  # the model's own query, one candidate among several
+    form_query: str | None  # the model's query as an infilled, validated form (read with .get:
+    # tasks checkpointed before it existed lack it)
     iteration: int
 
 

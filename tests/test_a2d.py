@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from agents import prompts
 from backends.llm.a2d.adapter import (
     MASK_TOKEN,
     ConvertedModel,
@@ -251,7 +252,7 @@ def test_prompts_are_a_deterministic_stream_with_a_held_apart_split() -> None:
         "Block diffusion decodes several tokens per forward pass. It keeps an exact cache. "
     ) * 20
     docs = [TextDoc("corpus", "a.md", "Block diffusion models", tuple(split_chunks(text)))]
-    first, again = PromptBuilder(docs, seed=3), PromptBuilder(docs, seed=3)
+    first, again = (PromptBuilder(docs, prompts, seed=3) for _ in range(2))
     specs = [first.build(i) for i in range(60)]
     assert [s.id for s in specs] == [again.build(i).id for i in range(60)]
     assert {s.kind for s in specs} >= {"answer", "plan", "revise"}

@@ -7,7 +7,7 @@ import pytest
 
 from agents import prompts
 from agents.context import ResearchContext
-from agents.denoise import rewrite_span
+from agents.revise import rewrite_span
 from agents.state import render_draft, section_spans
 from agents.text import clean_model_text
 from backends.llm.engine import DiffusionEngine
@@ -39,8 +39,10 @@ class ChatOnly:
     def info(self):
         return self._engine.info
 
-    def generate(self, messages, max_new_tokens, *, temperature=0.0, seed=None):
-        return self._engine.generate(messages, max_new_tokens, temperature=temperature, seed=seed)
+    def generate(self, messages, max_new_tokens, *, temperature=0.0, seed=None, stop=None):
+        return self._engine.generate(
+            messages, max_new_tokens, temperature=temperature, seed=seed, stop=stop
+        )
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from backends.llm.denoise import Canvas
-from backends.llm.engine import FILL_PROMPT, GAP, REWRITE_PROMPT, DiffusionEngine
+from backends.llm.engine import REWRITE_PROMPT, DiffusionEngine
 from backends.llm.loader import load_checkpoint
 from backends.llm.protocol import Editor, Span
 from backends.llm.tiny import write_tiny_checkpoint
@@ -154,8 +154,8 @@ def model_fills(
 ) -> list[str]:
     """What the model writes into each span, from its own calls rather than the edit's: a
     bidirectional model denoises one canvas with every span masked where it stands (after
-    the instruction's chat prompt when rewriting); the others generate each span from the gap
-    (or rewrite) prompt, earlier spans already filled."""
+    the instruction's chat prompt when rewriting); the others continue the document before
+    each span (or answer the rewrite prompt), earlier spans already filled."""
 
     def length(span: Span) -> int:
         original = document[span.start : span.end]
@@ -167,14 +167,17 @@ def model_fills(
         for span in spans:
             before += document[cursor : span.start]
             after, original = document[span.end :], document[span.start : span.end]
-            prompt = (
-                FILL_PROMPT.format(marker=GAP, before=before, after=after)
-                if instruction is None
-                else REWRITE_PROMPT.format(
+            if instruction is None:  # the document so far, continued as raw text
+                (reply,), _ = model.generate_ids([model._encode(before)], length(span))
+                text = model._decode(reply)
+                if after.startswith("\n"):  # a blank that ends its line
+                    text = text.lstrip("\n").split("\n", 1)[0]
+            else:
+                prompt = REWRITE_PROMPT.format(
                     instruction=instruction, before=before, span=original, after=after
                 )
-            )
-            fills.append(model.generate([{"role": "user", "content": prompt}], length(span)).text)
+                text = model.generate([{"role": "user", "content": prompt}], length(span)).text
+            fills.append(text)
             before, cursor = before + fills[-1], span.end
         return fills
     chat = [{"role": "user", "content": instruction}]

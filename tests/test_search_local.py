@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backends.search import LocalIndex
-from ttdr.errors import DocsPathError
+from ttdr.errors import DocsPathError, IndexDatabaseError
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -148,6 +148,7 @@ def test_unreadable_and_unsupported_files_are_skipped_with_a_reason(
 
     assert explicit.added == 0
     assert explicit.skipped[0].reason.startswith("unsupported file type .png")
+    assert {s.category for s in report.skipped + explicit.skipped} == {"not_text"}
 
 
 def test_at_most_two_passages_come_from_one_document(index: LocalIndex, tmp_path: Path) -> None:
@@ -185,3 +186,60 @@ def test_index_owns_only_its_tables_in_a_shared_database(tmp_path: Path, docs: P
         assert db.execute("SELECT id FROM runs").fetchall() == [("run-1",)]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {t for t in tables if not t.startswith("index_")} == {"runs"}
+
+
+def test_a_file_that_is_not_an_index_is_named_with_the_fix_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "ttdr.db"
+    db_path.write_bytes(b"these are not the pages of an SQLite database\n" * 200)
+    before = db_path.read_bytes()
+
+    with pytest.raises(IndexDatabaseError) as caught:
+        LocalIndex(db_path)
+
+    message = str(caught.value)
+    assert str(db_path) in message and f"mv {db_path} {db_path}.broken" in message
+    assert "damaged" in message and "\n" not in message
+    assert db_path.read_bytes() == before  # never reset to make the error go away
+
+
+def test_an_index_damaged_after_opening_explains_every_call(tmp_path: Path, docs: Path) -> None:
+    db_path = tmp_path / "ttdr.db"
+    index = LocalIndex(db_path)
+    index.add(docs)
+    with open(db_path, "r+b") as file:  # every page after the header page
+        file.seek(4096)
+        file.write(b"\xde\xad" * (db_path.stat().st_size // 2))
+
+    calls = {
+        "count": index.count,
+        "documents": index.documents,
+        "search": lambda: index.search("tides moon"),
+        "add": lambda: index.add(docs),
+        "remove": lambda: index.remove(docs),
+    }
+    for name, call in calls.items():
+        with pytest.raises(IndexDatabaseError, match="damaged") as caught:
+            call()
+        assert str(db_path) in str(caught.value), name
+
+
+def test_an_index_whose_folder_cannot_be_made_names_it(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+
+    with pytest.raises(IndexDatabaseError, match="cannot be created") as caught:
+        LocalIndex(tmp_path / "a-file" / "ttdr.db")
+
+    assert str(tmp_path / "a-file" / "ttdr.db") in str(caught.value)
+
+
+def test_a_file_over_the_size_limit_is_skipped_as_too_large(
+    index: LocalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backends.search.local_index.MAX_FILE_BYTES", 1000)
+    (tmp_path / "big.txt").write_text("tides " * 200)
+
+    (skipped,) = index.add(tmp_path / "big.txt").skipped
+
+    assert skipped.category == "too_large" and "larger than" in skipped.reason

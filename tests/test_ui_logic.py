@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from ttdr.api import check_model
 from ttdr.models import EventKind, RunEvent, RunStatus, RunSummary, Stage
 from ui.history_filter import filter_runs
 from ui.launch import streamlit_command
-from ui.model_check import check_model
 from ui.safe_markdown import escape_markdown, link_markdown, one_line, safe_markdown
 from ui.source_uses import skipped_sources
 from ui.stages import current_stage, run_warnings, stage_panels

@@ -252,6 +252,23 @@ def test_a_failed_run_shows_its_error_with_a_hint_and_keeps_its_drafts(ui_env) -
     assert not at.button(key="resume").disabled
 
 
+def test_a_damaged_history_is_one_clear_message_on_every_page_and_a_reload_recovers(
+    ui_env,
+) -> None:
+    db_path = Settings().db_path
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.write_bytes(b"not an SQLite database\n" * 300)
+
+    for page, run in ((None, None), (HISTORY, None), (RUN, "0123abcd")):  # they read it
+        at = open_app(page, run=run)  # fails on any uncaught exception
+        (error,) = at.error
+        assert str(db_path) in unescaped(error.value) and "mv " in unescaped(error.value)
+    assert db_path.read_bytes() == b"not an SQLite database\n" * 300  # left as it was
+
+    db_path.rename(db_path.with_name("ttdr.db.broken"))  # what the message says to do
+    assert "Welcome to ttdr" in page_text(open_app())
+
+
 def test_offline_web_search_ends_the_run_with_an_explanation(ui_env) -> None:
     at = start_from_the_form(open_app(), search="web", docs="")
     run_id = run_param(at)

@@ -1,5 +1,18 @@
 """ttdr: a deep-research agent that writes cited reports by test-time diffusion.
 
+Imports flow one way (tests/test_import_layers.py checks every import, those inside functions
+too):
+
+    ui, ttdr.cli  →  ttdr.api  →  agents  →  backends  →  ttdr core
+
+- front ends (`ui`, `ttdr.cli`) import `ttdr.api` and the core, nothing else: not the agent,
+  the engine, the store, nor each other (`ttdr ui` runs `python -m ui.launch`);
+- `ttdr.api` is the front door; the modules behind it (models catalogue, prompt population,
+  eval, benchmarks, training) are re-exported from it and may import anything below;
+- `agents` record through the core's protocols (ttdr/recording.py), never `ttdr.store`;
+- `backends` import only the core; the core (models, events, config, errors, recording,
+  terminal, progress, export, liveness, store) imports nothing above it.
+
     from ttdr import Researcher
     report = Researcher().run("How do diffusion language models decode in parallel?")
     print(report.markdown)

@@ -16,8 +16,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ttdr.benchmarks import engine_benchmark, retrieval_benchmark
+from ttdr.catalog import (
+    ModelCheck,
+    ModelEntry,
+    check_model,
+    family_decoding,
+    list_models,
+    model_info,
+    model_names,
+    runtime_device,
+)
 from ttdr.config import Settings
 from ttdr.errors import DocsPathError, InvalidQuestionError, RunNotResumableError, RunStopped
+from ttdr.evaluation import EvalInputError, eval_markdown, run_eval
 from ttdr.models import (
     EventKind,
     Report,
@@ -28,7 +40,9 @@ from ttdr.models import (
     RunSummary,
     Stage,
 )
+from ttdr.prompt_population import prompt_components, prompt_versions, reset_prompts
 from ttdr.store import Store
+from ttdr.training import a2d_data, a2d_eval, a2d_fit, use_threads
 
 MAX_QUESTION_CHARS = 2000
 # Unicode major categories that carry text: letters, marks, numbers, punctuation, symbols.
@@ -447,3 +461,37 @@ def validate_docs(paths: list[Path]) -> None:
             f"Docs path does not exist: {', '.join(missing)}. Pass an existing folder or file "
             "(.md, .txt, .html, .pdf)."
         )
+
+
+# The front door: what `ui` and `ttdr.cli` may use. Besides the research itself it re-exports
+# the models catalogue, the prompt population, eval, benchmarks and training, each from a
+# module of its own behind this one that imports the agent or the engine on first use.
+__all__ = [
+    "MAX_QUESTION_CHARS",
+    "EvalInputError",
+    "ModelCheck",
+    "ModelEntry",
+    "Researcher",
+    "a2d_data",
+    "a2d_eval",
+    "a2d_fit",
+    "check_model",
+    "engine_benchmark",
+    "eval_markdown",
+    "family_decoding",
+    "list_models",
+    "model_info",
+    "model_names",
+    "open_checkpointer",
+    "open_index",
+    "open_web_search",
+    "prompt_components",
+    "prompt_versions",
+    "reset_prompts",
+    "retrieval_benchmark",
+    "run_eval",
+    "runtime_device",
+    "use_threads",
+    "validate_docs",
+    "validate_question",
+]

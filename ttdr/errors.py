@@ -47,3 +47,13 @@ class HistoryDatabaseError(TtdrError):
 class IndexDatabaseError(TtdrError):
     """The local document index cannot be used as it is (damaged, not writable, a full disk);
     the message names the file and what to do, and nothing in the file was changed."""
+
+
+class OutputPathError(TtdrError):
+    """An output file (`--out`) cannot be written where it was asked: a missing folder, a
+    folder given for a file, no permission. Checked before any work starts."""
+
+
+class OutputWriteError(TtdrError):
+    """Writing an output file failed part-way (a full disk, an I/O error); a file that was
+    there before is left as it was."""

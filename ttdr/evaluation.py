@@ -15,12 +15,14 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ttdr.api import Researcher
 from ttdr.errors import TtdrError
-from ttdr.fact_recall import EvalItem, KeyFact, score_item
 from ttdr.models import GenerationTotals
+
+if TYPE_CHECKING:  # both import the agent: loaded when an eval runs, not with the front door
+    from ttdr.api import Researcher
+    from ttdr.fact_recall import EvalItem
 
 COMPARE_PROMPT = (
     "Question: {question}\n\nReport A:\n{a}\n\nReport B:\n{b}\n\n"
@@ -63,6 +65,8 @@ def read_questions(path: Path) -> list[EvalItem]:
     """Items of a JSONL file: `{"question": ...}`, optionally with `facts` (each with `fact`,
     `quote`, `page`), `id`, `split`, and the documents that item's run alone searches: `corpus`
     (a folder `corpora/<corpus>` beside the file) or `docs` (a path relative to the file)."""
+    from ttdr.fact_recall import EvalItem, KeyFact
+
     if not path.is_file():
         raise EvalInputError(f'{path} does not exist: give a JSONL file of {{"question": ...}}')
     items = []
@@ -103,6 +107,31 @@ def corpus_folder(questions_file: Path, item: EvalItem) -> Path | None:
     if item.corpus:
         return (questions_file.parent / "corpora" / item.corpus).resolve()
     return (questions_file.parent / item.docs).resolve() if item.docs else None
+
+
+def run_eval(
+    researcher: Researcher, questions: Path, *, label: str, baseline: Path | None = None
+) -> dict[str, Any]:
+    """`ttdr eval`: research every question of the JSONL file `questions` with `researcher`'s
+    config and score each run; with `baseline` (an earlier eval.json) also judge each report
+    against the baseline's report for the same question."""
+    items = read_questions(questions)
+    earlier = read_baseline(baseline) if baseline is not None else None
+    result = evaluate(researcher, items, label=label, questions_file=questions)
+    if earlier is not None:
+        result["compare"] = compare(researcher, result, earlier)
+    return result
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    """An earlier eval.json, read before any research starts so a wrong path costs nothing."""
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvalInputError(f"cannot read the --compare file {path}: {exc}") from None
+    if not isinstance(baseline, dict) or not {"label", "rows"} <= baseline.keys():
+        raise EvalInputError(f"{path} is not an eval.json written by `ttdr eval`")
+    return baseline
 
 
 def evaluate(
@@ -218,6 +247,8 @@ def evaluate_one(researcher: Researcher, item: EvalItem) -> EvalRow:
         split=item.split,
     )
     if item.facts:
+        from ttdr.fact_recall import score_item
+
         stages = {f"R{d.iteration}": d.text for d in run.drafts_list}
         stages["answers"] = "\n\n".join(qa.answer for qa in run.qa_pairs)
         scores = score_item(
@@ -274,7 +305,7 @@ def _judge_pair(generator, question: str, a: str, b: str) -> str:
     return first or "?"
 
 
-def markdown_table(result: dict[str, Any]) -> str:
+def eval_markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     with_facts = any(row.get("fact_recall") is not None for row in rows)
     lines = [

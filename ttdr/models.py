@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from ttdr.events import EventPayload, read_payload
+
 SearchMode = Literal["web", "local", "auto"]
 Length = Literal["short", "medium", "long"]
 Grounding = Literal["strict", "marked", "off"]
@@ -176,9 +178,18 @@ class RunEvent(BaseModel):
     kind: EventKind
     message: str
     iteration: int | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The payload as stored (ttdr/events.py); read it typed through `payload`.",
+    )
     elapsed_s: float = 0.0
     created_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def payload(self) -> EventPayload | None:
+        """What this stage reported besides its message, typed by stage and kind (e.g. a
+        `SkippedSource` for a skipped page); None for an event without one."""
+        return read_payload(self.stage, self.kind, self.data)
 
 
 class RunSummary(BaseModel):

@@ -4,8 +4,7 @@ Pages: New research, Run (one run, live or finished), History, Models. The sideb
 the runs in progress, so a run started here is one click away from any page.
 
 A history or index the app cannot use (a damaged or read-only file, a full disk) is shown as
-its one-line explanation, not a traceback; nothing is cached when opening it fails, so once the
-file is fixed a reload is enough.
+its one-line explanation, on whichever page it is found, not as a traceback.
 """
 
 from __future__ import annotations
@@ -16,21 +15,21 @@ from ttdr.errors import TtdrError
 from ttdr.models import RunStatus
 from ui import icons
 from ui.navigation import RUN, pages
-from ui.reader import reader
+from ui.reader import reader, stop_with
 from ui.safe_markdown import escape_markdown, one_line
 
 st.set_page_config(page_title="ttdr research", page_icon=":material/autorenew:", layout="wide")
 page = st.navigation(pages())
+researcher = reader()  # before the sidebar, so an unusable history is explained on the page
 
 try:
     with st.sidebar:
-        running = reader().history(limit=5, status=RunStatus.running)
+        running = researcher.history(limit=5, status=RunStatus.running)
         if running:
             st.caption("Running now")
             for run in running:
                 label = escape_markdown(one_line(run.question, 60))
                 st.page_link(RUN, label=label, icon=icons.RUNNING, query_params={"run": run.id})
     page.run()
-except TtdrError as exc:
-    st.error(escape_markdown(str(exc)), icon=icons.ERROR)
-    st.caption("Reload this page once it is fixed.")
+except TtdrError as error:  # the file went bad while the app was open
+    stop_with(error)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ttdr.models import EventKind, RunDetail, RunEvent, Source, Stage
+from ttdr.events import SkippedSource
+from ttdr.models import RunDetail, RunEvent, Source
 
 
 @dataclass(frozen=True)
@@ -12,14 +13,6 @@ class SourceUse:
     source: Source
     report_citations: list[int]  # the [n] markers the final report gives it
     answer_steps: list[int]  # the denoising steps whose answers cite it
-
-
-@dataclass(frozen=True)
-class SkippedSource:
-    url: str
-    reason: str
-    category: str
-    iteration: int | None
 
 
 def source_uses(run: RunDetail) -> list[SourceUse]:
@@ -40,14 +33,7 @@ def skipped_sources(events: list[RunEvent]) -> list[SkippedSource]:
     """Each skipped address once, with the reason it was first skipped for."""
     skipped: dict[str, SkippedSource] = {}
     for run_event in events:
-        data = run_event.data
-        if run_event.stage is Stage.search and run_event.kind is EventKind.warning:
-            url = data.get("url")
-            if url and url not in skipped:
-                skipped[url] = SkippedSource(
-                    url=str(url),
-                    reason=str(data.get("reason", "")),
-                    category=str(data.get("category", "")),
-                    iteration=run_event.iteration,
-                )
+        page = run_event.payload
+        if isinstance(page, SkippedSource) and page.url and page.url not in skipped:
+            skipped[page.url] = page
     return list(skipped.values())

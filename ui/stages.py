@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ttdr.events import SkippedSource
 from ttdr.models import EventKind, RunEvent, RunStatus, Stage
 
 PanelState = Literal["pending", "running", "complete", "error"]
@@ -87,7 +88,8 @@ def run_warnings(events: list[RunEvent]) -> list[str]:
     """Warnings worth a banner: everything but skipped pages (the sources panel lists those)."""
     seen: list[str] = []
     for run_event in events:
-        banner = run_event.kind is EventKind.warning and "url" not in run_event.data
+        skipped_page = isinstance(run_event.payload, SkippedSource)
+        banner = run_event.kind is EventKind.warning and not skipped_page
         if banner and run_event.message not in seen:
             seen.append(run_event.message)
     return seen

@@ -15,6 +15,7 @@ called per step depends on the cache mode, and each mode has the plain reference
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ from backends.llm.decoding import (
 from backends.llm.facts import CacheMode, ModelFacts
 from backends.llm.repetition import penalise_repeats
 from backends.llm.transformer import KVCache, Transformer
+from ttdr.errors import RunStopped
+
+# Prompts longer than this are prefilled into an exact cache in pieces: a stop request is seen
+# between pieces, and attention scores never span the whole of a long prompt at once.
+PREFILL_CHUNK = 1024
 
 
 @dataclass
@@ -83,10 +89,13 @@ class Denoiser:
         *,
         seed: int | None = None,
         stop: Callable[[int, torch.Tensor], bool] | None = None,
+        cancel: threading.Event | None = None,
     ) -> DenoiseStats:
         """Denoise the masked slots of each block, left to right, in place."""
         stats = DenoiseStats()
-        for _ in self.fill_blocks(canvas, blocks, policy, stats, seed=seed, stop=stop):
+        for _ in self.fill_blocks(
+            canvas, blocks, policy, stats, seed=seed, stop=stop, cancel=cancel
+        ):
             pass
         return stats
 
@@ -99,18 +108,20 @@ class Denoiser:
         *,
         seed: int | None = None,
         stop: Callable[[int, torch.Tensor], bool] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[int]:
         """Like `fill`, yielding the end of each finished block (for streaming).
 
         `stop(end, tokens)` runs after each block; True ends early (e.g. every row has
-        produced its end-of-turn token).
+        produced its end-of-turn token). `cancel` is checked before every forward pass: once
+        set, `RunStopped` is raised, so a stopped run stops within one forward, not one call.
         """
         start_time = time.perf_counter()
         rng = None
         if policy.temperature > 0:
             rng = torch.Generator(device=canvas.tokens.device)
             rng.manual_seed(seed or 0)
-        state = _CacheState()
+        state = _CacheState(cancel=cancel)
         for start, end in blocks:
             # Entered per block, not around the loop: a suspended generator must not leave
             # inference mode switched on in its caller's code.
@@ -134,6 +145,7 @@ class Denoiser:
         schedule = transfer_schedule(int(masked.sum(-1).max()), policy.steps_per_block or 1)
         step = 0
         while bool(masked.any()):
+            state.check_cancel()
             logits = self._window_logits(canvas, start, end, state, stats)
             logits = logits[:, sub_start - start : sub_end - start]
             if not self.facts.mask_is_placeholder:
@@ -181,6 +193,7 @@ class Denoiser:
             # Finished slots not yet in the cache ride along with this step and are committed
             # by it, so a block costs its steps and nothing more (one forward per token at
             # block size 1, like autoregressive decoding).
+            self._prefill_in_chunks(canvas, start, state, stats)
             fed = state.cache.length
             ahead = start - fed  # finished slots fed along, before the block
             # With a logit shift the block is predicted by slots [start-1, end-1); once the
@@ -208,6 +221,16 @@ class Denoiser:
             return self.shift_logits(raw, state.edge)
         raw = self.forward(canvas, start, end, stats, cache=state.cache, slot=start)
         return self.shift_logits(raw, state.edge)
+
+    def _prefill_in_chunks(self, canvas, start, state, stats) -> None:
+        """Cache all but the last `PREFILL_CHUNK` slots before `start`, a chunk per forward."""
+        while start - state.cache.length > PREFILL_CHUNK:
+            fed = state.cache.length
+            self.forward(
+                canvas, fed, fed + PREFILL_CHUNK, stats, cache=state.cache, commit=True,
+                logits_for=(0, 0),
+            )  # fmt: skip
+            state.check_cancel()
 
     def _open_block(self, canvas, start, end, state, stats) -> None:
         if self.cache_mode == "exact" and state.cache is None:
@@ -279,6 +302,11 @@ class _CacheState:
     edge: torch.Tensor | None = None  # raw logits of the slot just before the block
     window_raw: torch.Tensor | None = None
     fresh_window: bool = False
+    cancel: threading.Event | None = None
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise RunStopped("the run was stopped")
 
 
 def _sub_windows(start: int, end: int, size: int | None) -> list[tuple[int, int]]:

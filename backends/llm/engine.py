@@ -4,15 +4,21 @@ It turns text into canvases for the denoising loop (`denoise.py`) and back, and 
 `Generator` and the `Editor` the agent uses. Bidirectional models (LLaDA, Dream) edit a
 document in place: the span is masked where it stands and filled with context on both sides.
 Causal and block-causal models (SDAR, Fast-dLLM v2, the default model) cannot see text to
-their right, so for them the text after the span moves into the prompt and the span is
-generated.
+their right: they fill a span by continuing the document up to it (a gap followed by a line
+break ends at the end of its line), and rewrite one with the text after it moved into the
+prompt.
+
+Every call takes an optional `stop` event, checked before each forward pass, and every prompt
+is fitted to the model's context first (`fit_to_context`), so no caller can ask for more than
+the model can hold.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -33,15 +39,10 @@ from backends.llm.protocol import (
 from backends.llm.repetition import cut_at_loop
 from backends.llm.transformer import Transformer
 
-FILL_PROMPT = (
-    "Here is a document with a gap marked {marker}.\n\n{before}{marker}{after}\n\n"
-    "Write only the text that belongs in the gap."
-)
 REWRITE_PROMPT = (
     "{instruction}\n\nDocument:\n{before}<<{span}>>{after}\n\n"
     "Rewrite only the passage between << and >>. Reply with the new passage only."
 )
-GAP = "[GAP]"
 
 
 class DiffusionEngine:
@@ -109,10 +110,11 @@ class DiffusionEngine:
         *,
         temperature: float = 0.0,
         seed: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Generation:
-        return self.generate_batch([messages], max_new_tokens, temperature=temperature, seed=seed)[
-            0
-        ]
+        return self.generate_batch(
+            [messages], max_new_tokens, temperature=temperature, seed=seed, stop=stop
+        )[0]
 
     def generate_batch(
         self,
@@ -121,15 +123,23 @@ class DiffusionEngine:
         *,
         temperature: float = 0.0,
         seed: int | None = None,
+        stop: threading.Event | None = None,
     ) -> list[Generation]:
-        prompts = [self.encode_chat(messages) for messages in conversations]
-        outputs, stats = self.generate_ids(
-            prompts, max_new_tokens, self.policy.with_(temperature=temperature), seed=seed
-        )
-        return [
-            Generation(self._decode(out), self._stats(stats, len(out), len(prompt)))
-            for out, prompt in zip(outputs, prompts, strict=True)
+        fitted = [
+            fit_to_context(self.encode_chat(messages), max_new_tokens, self.info.context_length)
+            for messages in conversations
         ]
+        prompts = [prompt for prompt, _, _ in fitted]
+        budget = min(new for _, new, _ in fitted)
+        outputs, stats = self.generate_ids(
+            prompts, budget, self.policy.with_(temperature=temperature), seed=seed, cancel=stop
+        )
+        generations = []
+        for out, (prompt, _, trimmed) in zip(outputs, fitted, strict=True):
+            generation_stats = self._stats(stats, len(out), len(prompt))
+            generation_stats.trimmed_prompt_tokens = trimmed
+            generations.append(Generation(self._decode(out), generation_stats))
+        return generations
 
     def stream(
         self, messages: Sequence[ChatMessage], max_new_tokens: int, *, temperature: float = 0.0
@@ -155,34 +165,58 @@ class DiffusionEngine:
         policy: DecodePolicy | None = None,
         *,
         seed: int | None = None,
+        cancel: threading.Event | None = None,
+        until: Callable[[list[int]], bool] | None = None,
     ) -> tuple[list[list[int]], DenoiseStats]:
-        """Batched generation with left padding; each reply ends before its first end token."""
+        """Batched generation with left padding; each reply ends before its first end token,
+        and the batch ends early once `until(reply_ids)` holds for every row."""
         canvas, blocks = self.generation_canvas(prompts, max_new_tokens)
         stats = self.denoiser.fill(
-            canvas, blocks, policy or self.policy, seed=seed, stop=self._all_ended(canvas)
+            canvas,
+            blocks,
+            policy or self.policy,
+            seed=seed,
+            stop=self._all_ended(canvas, until),
+            cancel=cancel,
         )
         replies = [self._reply(row[canvas.gen_start :])[:max_new_tokens] for row in canvas.tokens]
         return replies, stats
 
     # -- editing documents (the Editor contract) -----------------------------------------
 
-    def infill(self, document: str, spans: Sequence[Span]) -> Edit:
+    def infill(
+        self, document: str, spans: Sequence[Span], *, stop: threading.Event | None = None
+    ) -> Edit:
         """Fill each span of `document`; text outside the spans is returned unchanged."""
         spans = sorted(spans, key=lambda s: s.start)
         _check_spans(document, spans)
         if self.facts.attention == "bidirectional":
-            return self._infill_in_place(document, spans, prefix_ids=[])
-        return self._infill_by_prompt(document, spans, instruction=None)
+            return self._infill_in_place(document, spans, prefix_ids=[], stop=stop)
+        return self._infill_by_continuation(document, spans, stop=stop)
 
-    def rewrite(self, document: str, span: Span, instruction: str) -> Edit:
+    def rewrite(
+        self,
+        document: str,
+        span: Span,
+        instruction: str,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Edit:
         """Re-denoise one span under an instruction; only that span changes."""
         _check_spans(document, [span])
         if self.facts.attention == "bidirectional":
             prompt = self.encode_chat([{"role": "user", "content": instruction}])
-            return self._infill_in_place(document, [span], prefix_ids=prompt)
-        return self._infill_by_prompt(document, [span], instruction=instruction)
+            return self._infill_in_place(document, [span], prefix_ids=prompt, stop=stop)
+        return self._rewrite_by_prompt(document, span, instruction, stop=stop)
 
-    def _infill_in_place(self, document: str, spans: Sequence[Span], prefix_ids: list[int]) -> Edit:
+    def _infill_in_place(
+        self,
+        document: str,
+        spans: Sequence[Span],
+        prefix_ids: list[int],
+        *,
+        stop: threading.Event | None,
+    ) -> Edit:
         ids = list(prefix_ids)
         ranges: list[tuple[int, int]] = []
         cursor = 0
@@ -202,7 +236,9 @@ class DiffusionEngine:
         ]
         before = canvas.tokens.clone()
         # Copying the document's words is right inside an edit, so nothing is penalised.
-        stats = self.denoiser.fill(canvas, blocks, self.policy.with_(repetition_penalty=1.0))
+        stats = self.denoiser.fill(
+            canvas, blocks, self.policy.with_(repetition_penalty=1.0), cancel=stop
+        )
         outside = torch.ones(len(ids), dtype=torch.bool)
         for start, end in ranges:
             outside[start:end] = False
@@ -217,27 +253,53 @@ class DiffusionEngine:
             stats=self._stats(stats, sum(e - s for s, e in ranges), len(ids)),
         )
 
-    def _infill_by_prompt(
-        self, document: str, spans: Sequence[Span], instruction: str | None
+    def _infill_by_continuation(
+        self, document: str, spans: Sequence[Span], *, stop: threading.Event | None
     ) -> Edit:
+        """Each span, left to right, as the continuation of the document before it (earlier
+        spans already filled): a model that reads left to right fills a blank best by
+        writing on from what precedes it, not by following an instruction about a gap."""
         fills: list[str] = []
         total = GenerationStats()
         for index, span in enumerate(spans):
-            # Earlier spans are already filled; later ones stay as they are in the text.
             before = _splice(document[: span.start], spans[:index], fills)
-            after = document[span.end :]
-            original = document[span.start : span.end]
-            if instruction is None:
-                prompt = FILL_PROMPT.format(marker=GAP, before=before, after=after)
-            else:
-                prompt = REWRITE_PROMPT.format(
-                    instruction=instruction, before=before, span=original, after=after
-                )
-            length = self._span_length(original, span.length)
-            result = self.generate([{"role": "user", "content": prompt}], length)
-            fills.append(result.text)
-            total = total + result.stats
+            one_line = document[span.end : span.end + 1] == "\n"
+            length = self._span_length(document[span.start : span.end], span.length)
+            prompt, length, _ = fit_to_context(
+                self._encode(before), length, self.info.context_length
+            )
+            (reply,), stats = self.generate_ids(
+                [prompt], length, cancel=stop, until=self._line_ended if one_line else None
+            )
+            text = self._decode(reply)
+            if one_line:
+                text = text.lstrip("\n").split("\n", 1)[0]
+            fills.append(text)
+            total = total + self._stats(stats, len(reply), len(prompt))
+        total.calls = 1  # one request, however many spans: `calls` counts what callers asked
         return Edit(text=_splice(document, spans, fills), replacements=fills, stats=total)
+
+    def _line_ended(self, reply: list[int]) -> bool:
+        return "\n" in self._decode(reply).lstrip("\n")
+
+    def _rewrite_by_prompt(
+        self, document: str, span: Span, instruction: str, *, stop: threading.Event | None
+    ) -> Edit:
+        """The text after the span moves into the prompt, since the model cannot see it."""
+        original = document[span.start : span.end]
+        prompt = REWRITE_PROMPT.format(
+            instruction=instruction,
+            before=document[: span.start],
+            span=original,
+            after=document[span.end :],
+        )
+        length = self._span_length(original, span.length)
+        result = self.generate([{"role": "user", "content": prompt}], length, stop=stop)
+        return Edit(
+            text=_splice(document, [span], [result.text]),
+            replacements=[result.text],
+            stats=result.stats,
+        )
 
     # -- likelihood -----------------------------------------------------------------------
 
@@ -313,12 +375,15 @@ class DiffusionEngine:
         blocks = [(s, s + block) for s in range(width, width + budget, block)]
         return canvas, blocks
 
-    def _all_ended(self, canvas: Canvas):
-        """Stop once every row has ended its turn or started looping."""
+    def _all_ended(self, canvas: Canvas, until: Callable[[list[int]], bool] | None = None):
+        """Stop once every row has ended its turn, started looping or satisfied `until`."""
 
         def ended(end: int, tokens: torch.Tensor) -> bool:
             rows = tokens[:, canvas.gen_start : end].tolist()
-            return all(self._ends(row) for row in rows)
+            return all(
+                self._ends(row) or (until is not None and until(self._reply_ids(row)))
+                for row in rows
+            )
 
         return ended
 
@@ -327,8 +392,11 @@ class DiffusionEngine:
 
     def _reply(self, row: torch.Tensor) -> list[int]:
         """Generated ids up to the first end token (or unfilled mask), loops cut."""
+        return self._reply_ids(row.tolist())
+
+    def _reply_ids(self, row: list[int]) -> list[int]:
         reply: list[int] = []
-        for token in row.tolist():
+        for token in row:
             if token in self.facts.eos_ids or token == self.facts.mask_id:
                 break
             reply.append(token)
@@ -353,6 +421,28 @@ class DiffusionEngine:
             seconds=stats.seconds,
             calls=1,
         )
+
+
+MIN_NEW_TOKENS = 16  # a reply shorter than this is not worth a prompt cut to make room for it
+
+
+def fit_to_context(
+    prompt: list[int], max_new_tokens: int, context: int
+) -> tuple[list[int], int, int]:
+    """The prompt and reply budget cut to fit `context`: the reply shrinks first, down to
+    `MIN_NEW_TOKENS`; then the prompt loses tokens from its middle, where the bulk of a long
+    prompt (pasted evidence) lies, keeping its start (the instructions and chat template's
+    opening) and its end (the question and the assistant's turn). Returns the prompt, the
+    budget and how many prompt tokens were cut."""
+    reply = max(min(max_new_tokens, context - len(prompt)), min(max_new_tokens, MIN_NEW_TOKENS))
+    room = context - reply
+    if len(prompt) <= room:
+        return prompt, reply, 0
+    if room < 2:
+        raise ValueError(f"a context of {context} tokens has no room for a prompt")
+    head = room // 2
+    tail = room - head
+    return prompt[:head] + prompt[len(prompt) - tail :], reply, len(prompt) - room
 
 
 def _check_spans(document: str, spans: Sequence[Span]) -> None:

@@ -12,6 +12,7 @@ decoding improves, and the agent stores it with each run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, runtime_checkable
@@ -29,6 +30,7 @@ class GenerationStats:
     forward_passes: int = 0
     seconds: float = 0.0
     calls: int = 0
+    trimmed_prompt_tokens: int = 0  # cut from prompts to fit the model's context
 
     @property
     def tokens_per_forward(self) -> float:
@@ -45,6 +47,7 @@ class GenerationStats:
             forward_passes=self.forward_passes + other.forward_passes,
             seconds=self.seconds + other.seconds,
             calls=self.calls + other.calls,
+            trimmed_prompt_tokens=self.trimmed_prompt_tokens + other.trimmed_prompt_tokens,
         )
 
     def as_dict(self) -> dict[str, float]:
@@ -88,7 +91,11 @@ class Generator(Protocol):
         *,
         temperature: float = 0.0,
         seed: int | None = None,
-    ) -> Generation: ...
+        stop: threading.Event | None = None,
+    ) -> Generation:
+        """`stop`, once set, ends the call early with `RunStopped` (between forward passes for
+        the engine, at the next chunk for a remote server)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -122,11 +129,20 @@ class Score:
 class Editor(Protocol):
     """A model that edits a document in place and scores text."""
 
-    def infill(self, document: str, spans: Sequence[Span]) -> Edit:
+    def infill(
+        self, document: str, spans: Sequence[Span], *, stop: threading.Event | None = None
+    ) -> Edit:
         """Fill each span of `document`; text outside the spans is returned unchanged."""
         ...
 
-    def rewrite(self, document: str, span: Span, instruction: str) -> Edit:
+    def rewrite(
+        self,
+        document: str,
+        span: Span,
+        instruction: str,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Edit:
         """Re-denoise one span under an instruction; only that span changes."""
         ...
 

@@ -22,6 +22,9 @@ DocumentKind = Literal["html", "pdf", "text", "markdown"]
 
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf"})
 MAX_PDF_PAGES = 50
+# Decoded drawing commands read from one PDF. A text page holds some 10-50 kB of them; pypdf
+# parses about 0.2 MB a second, and a few kB of deflated commands can inflate to megabytes.
+MAX_PDF_CONTENT_BYTES = 2_000_000
 # Bumped whenever extraction changes what text a document gives: indexes re-read documents
 # extracted by another version (backends/search/local_index.py).
 EXTRACTOR_VERSION = "5"
@@ -193,7 +196,7 @@ def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise ExtractionError("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES]]
+        pages = _pdf_pages_text(reader)
         title, published, language = _pdf_metadata(reader)
     except ExtractionError:
         raise
@@ -205,6 +208,26 @@ def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:
     return ExtractedDocument(
         title or _first_line_title(text) or fallback_title, text, published, language
     )
+
+
+def _pdf_pages_text(reader: PdfReader) -> list[str]:
+    """The text of the first pages, as long as their drawing commands fit the budget: a page
+    is measured (decoding is fast) before it is parsed (slow), so a small file that inflates
+    to megabytes of commands cannot keep indexing busy for minutes."""
+    pages: list[str] = []
+    budget = MAX_PDF_CONTENT_BYTES
+    for page in reader.pages[:MAX_PDF_PAGES]:
+        contents = page.get_contents()
+        budget -= len(contents.get_data()) if contents is not None else 0
+        if budget < 0:
+            if any(text.strip() for text in pages):
+                break  # the pages read so far are the document's text
+            raise ExtractionError(
+                f"PDF too large to read (over {MAX_PDF_CONTENT_BYTES // 1_000_000} MB of page "
+                "content)"
+            )
+        pages.append(page.extract_text() or "")
+    return pages
 
 
 def _pdf_metadata(reader: PdfReader) -> tuple[str, str | None, str | None]:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# What a skipped source is belongs to the core: run events carry it to the app and the history.
+from ttdr.events import SkipCategory, SkippedSource
+
+__all__ = ["Passage", "SearchOutcome", "SkipCategory", "SkippedSource", "SourceKind"]
+
 SourceKind = Literal["web", "local"]
 
 
@@ -19,27 +24,6 @@ class Passage:
     kind: SourceKind
     published: str | None = None  # ISO date (YYYY-MM-DD) when the source says when
     language: str | None = None  # ISO 639-1 code when the source says which
-
-
-SkipCategory = Literal[
-    "robots",  # disallowed by robots.txt (or robots.txt unavailable)
-    "address",  # refused address: private, loopback, link-local, multicast, reserved
-    "timeout",
-    "too_large",
-    "not_text",  # binary, empty, unsupported content type, unreadable document
-    "http",  # an HTTP error status
-    "network",  # connection failed, too many redirects
-    "",  # not classified (e.g. a local file that could not be read)
-]
-
-
-@dataclass(frozen=True)
-class SkippedSource:
-    """A source that gave no text; `reason` is short and user-facing."""
-
-    url: str
-    reason: str
-    category: SkipCategory = ""
 
 
 @dataclass

@@ -36,6 +36,7 @@ from ttdr.store.orphans import mark_orphaned_runs
 from ttdr.store.schema import DraftRow, EventRow, QARow, ReportRow, RunRow, SourceRow
 
 MAX_EXCERPT_CHARS = 24000
+MAX_ID_CHARS = 64  # run ids are 12 hex digits; longer text is not one
 
 
 class Store:
@@ -92,6 +93,12 @@ class Store:
         The prefix is matched literally: `%` and `_` are characters, not LIKE wildcards.
         """
         run_id = run_id.strip()
+        if len(run_id) > MAX_ID_CHARS or not run_id.isascii():
+            # Ids are hex: such text cannot start one, and SQLite would refuse it as a
+            # pattern (too long) or as text (undecodable argv bytes arrive as surrogates).
+            raise RunNotFoundError(
+                f"no run with id {run_id[:MAX_ID_CHARS]!r}: `ttdr history list` shows the ids."
+            )
         with Session(self.engine) as session:
             if run_id and session.get(RunRow, run_id) is not None:
                 return run_id

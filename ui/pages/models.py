@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backends.llm.families import FAMILIES
-from backends.llm.registry import model_statuses, pick_device, pick_dtype
+from ttdr.api import check_model, family_decoding, list_models, runtime_device
 from ttdr.config import Settings
-from ttdr.models import DEFAULT_MODEL
 from ui import icons
-from ui.model_check import check_model
 from ui.safe_markdown import escape_markdown
 
 STATE_LABELS = {
@@ -26,19 +23,9 @@ STATE_ICONS = {
 }
 
 
-def decoding(family_name: str | None) -> str:
-    if family_name not in FAMILIES:
-        return "unknown"
-    return FAMILIES[family_name].facts.describe()
-
-
 settings = Settings()
 st.title("Models")
 active = check_model(settings.model, settings.model_cache)
-device = pick_device(settings.device)
-dtype = (
-    str(pick_dtype(device)).removeprefix("torch.") if settings.dtype == "auto" else settings.dtype
-)
 
 st.subheader("Active model")
 label = f"{STATE_ICONS[active.state]} {STATE_LABELS[active.state]}"
@@ -51,8 +38,8 @@ else:
     st.error(escape_markdown(active.message))
 facts = {
     "Family": active.family or "unknown",
-    "Decoding": decoding(active.family),
-    "Device": f"{device} ({settings.device} requested) · weights {dtype}",
+    "Decoding": family_decoding(active.family),
+    "Device": runtime_device(settings),
     "Model cache": str(settings.model_cache),
 }
 for name, value in facts.items():
@@ -65,14 +52,14 @@ st.caption(
 st.subheader("Presets")
 rows = [
     {
-        "name": s.preset.name + (" (default)" if s.preset.name == DEFAULT_MODEL else ""),
-        "family": s.preset.family,
-        "decoding": decoding(s.preset.family),
-        "downloaded": STATE_LABELS[check_model(s.preset.name, settings.model_cache).state],
-        "location": str(s.folder),
-        "about": s.preset.description,
+        "name": entry.name + (" (default)" if entry.default else ""),
+        "family": entry.family,
+        "decoding": entry.decoding,
+        "downloaded": STATE_LABELS[check_model(entry.name, settings.model_cache).state],
+        "location": str(entry.folder),
+        "about": entry.description,
     }
-    for s in model_statuses(settings.model_cache)
+    for entry in list_models(settings.model_cache)
 ]
 # A static table renders Markdown in its cells: folder names like Fast_dLLM_v2_7B are escaped.
 st.table(

@@ -7,11 +7,10 @@ from pathlib import Path
 import streamlit as st
 from pydantic import ValidationError
 
-from ttdr.api import open_index, validate_docs, validate_question
+from ttdr.api import check_model, model_names, open_index, validate_docs, validate_question
 from ttdr.config import Settings
 from ttdr.errors import TtdrError
 from ui import icons
-from ui.model_check import check_model
 from ui.navigation import open_run
 from ui.panels.research_settings import more_settings
 from ui.reader import reader
@@ -44,9 +43,7 @@ question = st.text_area(
 
 
 def choose_model() -> str:
-    from backends.llm.registry import PRESETS
-
-    options = list(PRESETS)
+    options = model_names()
     if settings.model not in options:
         options.insert(0, settings.model)
     choice = st.selectbox(

@@ -6,9 +6,9 @@ from typing import Any
 
 import streamlit as st
 
+from ttdr.api import check_model
 from ttdr.config import Settings
 from ui import icons
-from ui.model_check import check_model
 from ui.safe_markdown import escape_markdown
 
 COMPONENTS = {

@@ -24,9 +24,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-from agents import prompts as agent_prompts
 
 SHARD_RECORDS = 2000  # records per JSONL shard
 HELD_APART = 20  # one prompt in this many is kept for evaluation, never trained on
@@ -310,10 +309,13 @@ def _is_prose(chunk: str) -> bool:
 class PromptBuilder:
     """Prompt `i` of a deterministic stream, from the given documents."""
 
-    def __init__(self, docs: Sequence[TextDoc], seed: int = 0) -> None:
+    def __init__(self, docs: Sequence[TextDoc], templates: ModuleType, seed: int = 0) -> None:
+        """`templates` is the agent's prompt module (`agents.prompts`), handed in by the caller:
+        the engine layer does not import the agent, whose calls it imitates."""
         if not docs:
             raise ValueError("no source text: give --source folders with .md/.html/.txt files")
         self.seed = seed
+        self.templates = templates
         groups: dict[str, list[TextDoc]] = {}
         for doc in docs:
             groups.setdefault(doc.source, []).append(doc)
@@ -337,7 +339,7 @@ class PromptBuilder:
         return make_spec(kind, doc.source, messages, KINDS[kind][1])
 
     def _prompt(self, kind: str, doc: TextDoc, rng: random.Random) -> tuple[str, str | None]:
-        p = agent_prompts
+        p = self.templates
         chunk = rng.choice(doc.chunks)
         topic = _topic(doc, chunk, rng)
         question = rng.choice(QUESTION_FORMS).format(topic=topic)

@@ -23,7 +23,6 @@ from backends.llm.a2d.data import (
     PromptBuilder,
     PromptSpec,
     factual_specs,
-    gather_texts,
     held_apart_specs,
 )
 from backends.llm.decoding import DecodePolicy
@@ -56,13 +55,12 @@ def converted_engine(
 def evaluate_adapter(
     base: Path,
     adapter: Path,
-    sources: Sequence[Path],
+    builder: PromptBuilder | None,
     *,
     prompts: int = 16,
     factual: int = 50,
     thresholds: Sequence[float] = (0.9, 0.7),
     repetition_penalty: float = 1.2,
-    seed: int = 0,
     log=print,
 ) -> dict[str, Any]:
     base_loaded = load_checkpoint(base, dtype=torch.float32)
@@ -74,8 +72,7 @@ def evaluate_adapter(
             converted, threshold, repetition_penalty, f"{adapter.name}@{threshold}"
         )
     sets = {"factual": factual_specs()[:factual]}
-    if prompts:
-        builder = PromptBuilder(gather_texts(sources), seed=seed)
+    if prompts and builder is not None:
         sets = {"ttdr_calls": held_apart_specs(builder, prompts), **sets}
     report: dict[str, Any] = {
         "adapter": str(adapter),

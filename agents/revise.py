@@ -1,5 +1,6 @@
-"""The denoising step, R(t-1) → R(t): the sections this step's answers touch are rewritten in
-place with the evidence; every other section keeps its exact text.
+"""The revision stage (`Stage.revise`), TTD-DR's denoising step R(t-1) → R(t): the sections
+this step's answers touch are rewritten in place with the evidence; every other section keeps
+its exact text. (The token-level denoising loop is the engine's, backends/llm/denoise.py.)
 
 When the generator is an `Editor` (the dLLM engine) the rewrite is an edit of the draft itself
 (`rewrite` over the section's span: in place for bidirectional models, suffix-in-prompt for
@@ -23,6 +24,7 @@ from agents.grounded import fact_bearing_sentences
 from agents.state import ResearchState, render_draft, section_spans
 from agents.text import clean_model_text
 from backends.llm.protocol import Editor, Span
+from ttdr.events import DraftWritten
 from ttdr.models import DraftVersion, EventKind, Plan, QAPair, Stage
 
 # The share of the evidence's content words a rewrite must keep to count as absorbing it.
@@ -30,7 +32,7 @@ MIN_EVIDENCE_COVERAGE = 0.3
 FACT_KEPT = 0.8  # ... and of each fact-bearing evidence sentence's
 
 
-def denoise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
+def revise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
     ctx = runtime.context
     plan = state["plan"]
     iteration = state["iteration"] + 1
@@ -66,10 +68,12 @@ def denoise_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dic
         f"Draft R{iteration}: {what}; {new_passages} new passage(s) from {new_sources} new "
         "source(s)",
         iteration=iteration,
-        draft_version=iteration,
-        changed_sections=changed,
-        new_sources=new_sources,
-        new_passages=new_passages,
+        payload=DraftWritten(
+            draft_version=iteration,
+            changed_sections=changed,
+            new_sources=new_sources,
+            new_passages=new_passages,
+        ),
     )
     update = {
         "sections": sections,
@@ -144,7 +148,8 @@ def rewrite_span(
         question=question, title=title, evidence=evidence
     )
     # The rewritten section gets the usual per-write budget; extra slots end as end tokens.
-    edit = generator.rewrite(draft, Span(start, end, length=ctx.config.section_tokens), instruction)
+    span = Span(start, end, length=ctx.config.section_tokens)
+    edit = generator.rewrite(draft, span, instruction, stop=ctx.stop)
     ctx.account(Stage.revise, edit.stats)
     return clean_model_text(
         edit.replacements[0], heading=title, instruction=prompts.REVISE_INSTRUCTION

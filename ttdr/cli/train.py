@@ -8,12 +8,13 @@ outside the repository; only the adapter file is meant to be committed.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ttdr.cli.console import guarded
+from ttdr.cli.output import write_output
 from ttdr.config import Settings
 
 train_app = typer.Typer(help="Train ttdr's own models.", no_args_is_help=True)
@@ -36,27 +37,8 @@ ThreadsOption = Annotated[
 ]
 
 
-def _base_folder(model: str | None) -> Path:
-    from backends.llm.registry import resolve_model_folder
-
-    settings = Settings()
-    return resolve_model_folder(model or settings.model, settings.model_cache)
-
-
-def _threads(threads: int | None) -> None:
-    import torch
-
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-
-
-def _guarded(action) -> None:
-    from ttdr.cli import guarded
-
-    guarded(action)
-
-
 @a2d_app.command("data")
-def a2d_data(
+def data_command(
     out: Annotated[Path, typer.Option(help="Folder for the JSONL shards (appended to).")],
     tokens: Annotated[int, typer.Option(min=1, help="Answer tokens to have in the shards.")],
     model: ModelOption = None,
@@ -66,23 +48,21 @@ def a2d_data(
     threads: ThreadsOption = None,
 ) -> None:
     """The base model's own greedy answers to ttdr-shaped and general prompts."""
-    from backends.llm.a2d.data import PromptBuilder, default_sources, gather_texts, generate_data
-    from backends.llm.registry import load_generator
+    from ttdr.api import a2d_data, use_threads
 
     def run() -> None:
-        _threads(threads)
-        settings = Settings()
-        engine = load_generator(model or settings.model, settings.model_cache, dtype="float32")
-        docs = gather_texts(source or default_sources())
-        builder = PromptBuilder(docs, seed=seed)
-        stats = generate_data(engine, builder, out, tokens, batch_size=batch_size, log=typer.echo)
-        typer.echo(json.dumps(stats.to_json(), indent=2))
+        use_threads(threads)
+        stats = a2d_data(
+            Settings(), out, tokens, model=model, sources=source, batch_size=batch_size,
+            seed=seed, log=typer.echo,
+        )  # fmt: skip
+        typer.echo(json.dumps(stats, indent=2))
 
-    _guarded(run)
+    guarded(run)
 
 
 @a2d_app.command("fit")
-def a2d_fit(
+def fit_command(
     data: Annotated[Path, typer.Option(help="Folder of shards from `ttdr train a2d data`.")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint, adapter, log (resumed).")],
     model: ModelOption = None,
@@ -101,42 +81,22 @@ def a2d_fit(
     threads: ThreadsOption = None,
 ) -> None:
     """Block-diffusion LoRA training; continues from the checkpoint in --out if there is one."""
-    from backends.llm.a2d.trainer import FitConfig, Trainer
+    from ttdr.api import a2d_fit
 
     def run() -> None:
-        config = FitConfig(
-            block_size=block_size,
-            rank=rank,
-            alpha=alpha,
-            lr=lr,
-            row_tokens=row_tokens,
-            rows=rows,
-            bf16=bf16,
-            seed=seed,
-            max_tokens=max_tokens,
-            max_steps=max_steps,
-            checkpoint_minutes=checkpoint_minutes,
-            log_every=log_every,
-            threads=threads,
-        )
-        trainer = Trainer(_base_folder(model), data, out, config, log=typer.echo)
-        trainer.fit()
-        typer.echo(
-            json.dumps(
-                {
-                    "event": "done",
-                    "adapter": str(out / "adapter.safetensors"),
-                    "step": trainer.position.step,
-                    "tokens": trainer.position.tokens,
-                }
-            )
-        )
+        done = a2d_fit(
+            Settings(), data, out, model=model, log=typer.echo,
+            block_size=block_size, rank=rank, alpha=alpha, lr=lr, row_tokens=row_tokens,
+            rows=rows, bf16=bf16, seed=seed, max_tokens=max_tokens, max_steps=max_steps,
+            checkpoint_minutes=checkpoint_minutes, log_every=log_every, threads=threads,
+        )  # fmt: skip
+        typer.echo(json.dumps(done))
 
-    _guarded(run)
+    guarded(run)
 
 
 @a2d_app.command("eval")
-def a2d_eval(
+def eval_command(
     adapter: Annotated[Path, typer.Option(help="Adapter file (adapter.safetensors).")],
     model: ModelOption = None,
     source: SourceOption = None,
@@ -146,22 +106,17 @@ def a2d_eval(
     threads: ThreadsOption = None,
 ) -> None:
     """Tokens per forward (threshold 0.9 / 0.7), NLL under the base, agreement with AR greedy."""
-    from backends.llm.a2d.data import default_sources
-    from backends.llm.a2d.evaluate import evaluate_adapter
+    from ttdr.api import a2d_eval, use_threads
 
     def run() -> None:
-        _threads(threads)
-        report = evaluate_adapter(
-            _base_folder(model),
-            adapter,
-            source or default_sources(),
-            prompts=prompts,
-            factual=factual,
+        use_threads(threads)
+        report = a2d_eval(
+            Settings(), adapter, model=model, sources=source, prompts=prompts, factual=factual,
             log=lambda line: typer.echo(line, err=True),
-        )
+        )  # fmt: skip
         text = json.dumps(report, indent=2)
         if out is not None:
-            out.write_text(text + "\n")
+            write_output(out, text + "\n")
         typer.echo(text)
 
-    _guarded(run)
+    guarded(run)

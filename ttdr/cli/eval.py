@@ -1,0 +1,61 @@
+"""`ttdr eval`: research a set of questions and write a table of what each run delivered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ttdr.cli.console import err, guarded, print_text
+from ttdr.cli.output import check_output_folder, write_output
+from ttdr.cli.research import ablations
+from ttdr.config import Settings
+from ttdr.errors import OutputWriteError
+from ttdr.models import SearchMode
+from ttdr.terminal import shown
+
+
+def eval_command(
+    questions: Annotated[Path, typer.Argument(help='JSONL: one {"question": ...} per line.')],
+    out: Annotated[Path, typer.Option(help="Folder for eval.json and eval.md.")] = Path(
+        "ttdr-eval"
+    ),
+    label: Annotated[str, typer.Option(help="A name for this run set.")] = "ttdr",
+    compare_with: Annotated[
+        Path | None, typer.Option("--compare", help="An earlier eval.json to judge against.")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", "-n", min=0)] = None,
+    search: Annotated[SearchMode | None, typer.Option()] = None,
+    docs: Annotated[list[Path] | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="A separate judge (self-evolution and --compare).")
+    ] = None,
+    no_denoise: Annotated[bool, typer.Option(help="Ablation: no draft revision.")] = False,
+    no_evolve: Annotated[bool, typer.Option(help="Ablation: no self-evolution.")] = False,
+) -> None:
+    """Research each question; write a table of timings, sources and citation quality."""
+    from ttdr.api import Researcher, eval_markdown, run_eval
+
+    settings = Settings()
+    overrides = {"iterations": iterations, "search": search, "docs": docs or [], "model": model}
+    overrides["judge_model"] = judge_model
+    overrides |= ablations(no_denoise, no_evolve)
+
+    def run() -> None:
+        check_output_folder(out)  # before the research: a bad folder costs no runs
+        researcher = Researcher(settings.research_config(**overrides), settings=settings)
+        result = run_eval(researcher, questions, label=label, baseline=compare_with)
+        table = eval_markdown(result)
+        print_text(table)  # first, so a folder that cannot be written still leaves the table
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot create the folder {out}: {exc.strerror}") from None
+        write_output(out / "eval.json", json.dumps(result, indent=2))
+        write_output(out / "eval.md", table)
+        err.print(f"Wrote {shown(str(out / 'eval.json'))} and eval.md")
+
+    guarded(run)

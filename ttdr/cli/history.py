@@ -1,0 +1,110 @@
+"""`ttdr history`: list, show, export and delete saved runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ttdr.cli.console import err, fail, guarded, print_table, print_text
+from ttdr.cli.output import check_output, write_output
+from ttdr.config import Settings
+from ttdr.models import RunStatus
+from ttdr.terminal import printable, shown
+
+history_app = typer.Typer(help="Saved research runs.", no_args_is_help=True)
+
+
+def _researcher():
+    from ttdr.api import Researcher
+
+    return Researcher(settings=Settings())
+
+
+@history_app.command("list")
+def history_list(
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 30,
+) -> None:
+    """List saved runs, newest first."""
+    runs = _researcher().history(limit=limit, status=status)
+    if not runs:
+        err.print('No runs yet. Start one with: ttdr research "your question"')
+        return
+    table = Table("id", "status", "started (UTC)", "drafts", "sources", "question")
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.status.value,
+            f"{run.created_at:%Y-%m-%d %H:%M}",
+            str(run.drafts),
+            str(run.sources),
+            shown(run.question[:70]),
+        )
+    print_table(table)
+
+
+@history_app.command("show")
+def history_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+) -> None:
+    """Show a run: its status, drafts and report (or latest draft)."""
+    from ttdr.export import report_markdown
+
+    def show() -> None:
+        run = _researcher().get_run(run_id)
+        err.print(
+            f"[bold]{run.id}[/] · {run.status.value} · {run.created_at:%Y-%m-%d %H:%M} UTC · "
+            f"model {shown(run.model)} · {run.drafts} drafts · {run.sources} sources"
+        )
+        if run.error:
+            err.print(f"[red]error:[/] {shown(run.error)}")
+        print_text(report_markdown(run))
+
+    guarded(show)
+
+
+@history_app.command("export")
+def history_export(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    fmt: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Export a run as Markdown, JSON or HTML (a file gets the export exactly as it is)."""
+    from ttdr.export import export_run
+
+    if fmt not in ("md", "json", "html"):
+        raise fail(f"--format must be md, json or html, not {fmt!r}", 2)
+
+    def export() -> None:
+        if out is not None:
+            check_output(out)
+        text = export_run(_researcher().get_run(run_id), fmt)
+        if out is None:
+            print_text(text)
+        else:
+            write_output(out, text)
+            err.print(f"Exported to {shown(str(out))}")
+
+    guarded(export)
+
+
+@history_app.command("delete")
+def history_delete(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a run and everything saved with it."""
+
+    def delete() -> None:
+        researcher = _researcher()  # also removes the run's checkpoints
+        run = researcher.get_run(run_id)
+        question = printable(" ".join(run.question[:60].split()))
+        if not yes and not typer.confirm(f"Delete run {run.id} ({question})?"):
+            raise typer.Exit(1)
+        researcher.delete_run(run.id)
+        err.print(f"Deleted run {run.id}")
+
+    guarded(delete)

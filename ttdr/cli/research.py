@@ -1,0 +1,166 @@
+"""`ttdr research`: research a question (or resume a run) and print or save the report."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ttdr.cli.console import err, fail, guarded, print_text
+from ttdr.cli.output import check_output, write_output
+from ttdr.config import Settings
+from ttdr.errors import OutputPathError, OutputWriteError, RunStopped
+from ttdr.models import Grounding, Length, SearchMode
+from ttdr.terminal import shown
+
+
+def research(
+    question: Annotated[str | None, typer.Argument(help="What to research.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue a run that stopped early.")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", min=0, max=50, help="Denoising steps.")
+    ] = None,
+    search: Annotated[
+        SearchMode | None, typer.Option(help="web, local, or auto (web, local if offline).")
+    ] = None,
+    docs: Annotated[
+        list[Path] | None, typer.Option(help="Folder or file to index and search; repeatable.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or checkpoint folder.")] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="A separate model to judge self-evolution variants.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Report format: md or json.")] = "md",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+    no_denoise: Annotated[bool, typer.Option(help="Skip draft revision (a baseline).")] = False,
+    no_evolve: Annotated[bool, typer.Option(help="Skip self-evolution (faster).")] = False,
+    length: Annotated[
+        Length | None, typer.Option(help="Report size: short, medium or long.")
+    ] = None,
+    grounding: Annotated[
+        Grounding | None,
+        typer.Option(help="strict: drop sentences no source supports; marked: flag them; off."),
+    ] = None,
+) -> None:
+    """Research a question and print (or --out) the cited report; the run is saved."""
+    from ttdr.api import Researcher
+    from ttdr.export import export_run
+    from ttdr.progress import ProgressView
+
+    if fmt not in ("md", "json"):
+        raise fail(f"--format must be md or json, not {fmt!r}", 2)
+    if resume is None and question is None:
+        raise fail('Give a question (ttdr research "...") or --resume RUN_ID.', 2)
+    if out is not None:
+        guarded(lambda: check_output(out))  # before the run: a bad path costs no research
+    settings = Settings()
+    config = settings.research_config(
+        iterations=iterations, search=search, docs=docs or [], model=model,
+        judge_model=judge_model, length=length, grounding=grounding,
+        **ablations(no_denoise, no_evolve),
+    )  # fmt: skip
+    researcher = Researcher(config, settings=settings)
+    run_id: str | None = None
+    finished = False
+    stop = stop_on_signals()
+
+    def run() -> None:
+        nonlocal run_id, finished
+        if resume is not None:
+            # The run goes on under its own settings, so its progress counts its own steps.
+            steps = researcher.get_run(resume).config.iterations
+            events = researcher.stream_resume(resume, stop=stop)
+        else:
+            steps, events = config.iterations, researcher.stream(question, stop=stop)
+        with ProgressView(err, steps, quiet=quiet) as view:
+            try:
+                for event in events:
+                    run_id = event.run_id
+                    view.show(event)
+            except RunStopped:  # the signal reached the model first: the same interruption
+                raise KeyboardInterrupt(stop.reason) from None
+        finished = True
+        deliver(export_run(researcher.get_run(run_id), fmt), out, run_id)
+
+    try:
+        guarded(run)
+    except KeyboardInterrupt:
+        if run_id is None:
+            raise fail("Interrupted before the run started.", 130) from None
+        kept = len(researcher.get_run(run_id).drafts_list)
+        raise fail(
+            f"Interrupted. Run {run_id} is saved as interrupted with {kept} draft version(s): "
+            f"ttdr history show {run_id}",
+            130,
+        ) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # an unexpected failure
+        if finished:
+            suffix = f" Run {run_id} is saved as done: ttdr history show {run_id}"
+        elif run_id:  # the run is already marked failed
+            suffix = f" Run {run_id} is saved as failed with its drafts."
+        else:
+            suffix = ""
+        raise fail(f"{type(exc).__name__}: {exc}.{suffix}", 1) from exc
+
+
+def deliver(text: str, out: Path | None, run_id: str) -> None:
+    """The report to `out`, or to stdout; when `out` cannot be written after all (a full disk,
+    the folder gone), to stdout too, saying where the run is kept."""
+    if out is None:
+        print_text(text)
+    else:
+        try:
+            write_output(out, text)
+        except (OutputPathError, OutputWriteError) as exc:
+            print_text(text)
+            raise fail(
+                f"{exc}. The report is printed on stdout instead, and run {run_id} is saved as "
+                f"done: ttdr history export {run_id} --out FILE",
+                1,
+            ) from None
+        err.print(f"Report written to {shown(str(out))}")
+    err.print(f"Saved as run [bold]{run_id}[/]: ttdr history show {run_id}")
+
+
+def ablations(no_denoise: bool, no_evolve: bool) -> dict:
+    """Config overrides for the TTD-DR ablations (the baselines `ttdr eval` compares)."""
+    overrides: dict = {}
+    if no_denoise:
+        overrides["denoise"] = False
+    if no_evolve:
+        overrides |= {"evolve": [], "variants": 1, "evolution_rounds": 0}
+    return overrides
+
+
+class SignalStop(threading.Event):
+    """The run's stop request, set by a signal; `reason` names the signal."""
+
+    reason = "SIGINT"
+
+
+def stop_on_signals() -> SignalStop:
+    """Ctrl-C and `kill` both end a run as `interrupted`, with its drafts kept.
+
+    The handler sets the run's stop event before it interrupts the main thread: the model is
+    generating in one of LangGraph's worker threads, which a KeyboardInterrupt never reaches,
+    and it checks the event before every forward pass, so the run stops within one. SIGINT is
+    re-armed because a parent shell may have started us with it ignored.
+    """
+    stop = SignalStop()
+
+    def interrupt(signum: int, _frame) -> None:
+        stop.reason = signal.Signals(signum).name
+        stop.set()
+        raise KeyboardInterrupt(stop.reason)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    return stop

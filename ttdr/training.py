@@ -1,0 +1,108 @@
+"""Training ttdr's own models (`ttdr train a2d`): the default autoregressive model converted
+into a block-diffusion model by a LoRA adapter trained on the model's own answers.
+
+Part of the front door (`ttdr.api` re-exports it); the training code is backends/llm/a2d/.
+Each step can be repeated or resumed: `a2d_data` appends to its shards and skips prompts
+already answered, `a2d_fit` continues from the checkpoint in its run folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ttdr.config import Settings
+
+Log = Callable[[str], None]
+
+
+def use_threads(threads: int | None) -> None:
+    """CPU threads for torch (default: every core)."""
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def base_model_folder(settings: Settings, model: str | None = None) -> Path:
+    """The checkpoint folder of the base model (fetched first if it is the default preset)."""
+    from backends.llm.registry import resolve_model_folder
+
+    return resolve_model_folder(model or settings.model, settings.model_cache)
+
+
+def a2d_data(
+    settings: Settings,
+    out: Path,
+    tokens: int,
+    *,
+    model: str | None = None,
+    sources: Sequence[Path] | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    log: Log = print,
+) -> dict[str, Any]:
+    """The base model's own greedy answers to ttdr-shaped and general prompts, appended to the
+    JSONL shards in `out` until they hold `tokens` answer tokens; returns the shards' stats."""
+    from agents import prompts as templates
+    from backends.llm.a2d.data import PromptBuilder, default_sources, gather_texts, generate_data
+    from backends.llm.registry import load_generator
+
+    engine = load_generator(model or settings.model, settings.model_cache, dtype="float32")
+    builder = PromptBuilder(gather_texts(sources or default_sources()), templates, seed=seed)
+    stats = generate_data(engine, builder, out, tokens, batch_size=batch_size, log=log)
+    return stats.to_json()
+
+
+def a2d_fit(
+    settings: Settings,
+    data: Path,
+    out: Path,
+    *,
+    model: str | None = None,
+    log: Log = print,
+    **options: Any,
+) -> dict[str, Any]:
+    """Block-diffusion LoRA training on the shards in `data`, continuing from the checkpoint
+    in `out` if there is one. `options` are `FitConfig`'s fields (backends/llm/a2d/trainer.py).
+    Returns where the adapter is and how far training got."""
+    from backends.llm.a2d.trainer import FitConfig, Trainer
+
+    trainer = Trainer(base_model_folder(settings, model), data, out, FitConfig(**options), log=log)
+    trainer.fit()
+    return {
+        "event": "done",
+        "adapter": str(out / "adapter.safetensors"),
+        "step": trainer.position.step,
+        "tokens": trainer.position.tokens,
+    }
+
+
+def a2d_eval(
+    settings: Settings,
+    adapter: Path,
+    *,
+    model: str | None = None,
+    sources: Sequence[Path] | None = None,
+    prompts: int = 16,
+    factual: int = 50,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Tokens per forward (threshold 0.9 / 0.7), NLL under the base model and agreement with
+    its greedy answers, for `adapter` on held-apart prompts."""
+    from agents import prompts as templates
+    from backends.llm.a2d.data import PromptBuilder, default_sources, gather_texts
+    from backends.llm.a2d.evaluate import evaluate_adapter
+
+    builder = None
+    if prompts:
+        builder = PromptBuilder(gather_texts(sources or default_sources()), templates)
+    return evaluate_adapter(
+        base_model_folder(settings, model),
+        adapter,
+        builder,
+        prompts=prompts,
+        factual=factual,
+        log=log,
+    )
