@@ -89,11 +89,23 @@ def answer_node(task: SearchTask, runtime: Runtime[ResearchContext]) -> dict:
     return {"qa_pairs": [qa], "evidence": evidence}
 
 
+def read_excerpts(ctx: ResearchContext, task: SearchTask) -> dict[str, str]:
+    """url → what of it was read: the checkpointed state's evidence, which the task carries
+    (tasks checkpointed by an older version fall back to the store's excerpts)."""
+    sources = ctx.store.sources(ctx.run_id)
+    if "read" not in task:
+        return {s.url: s.excerpt for s in sources}
+    urls = {s.number: s.url for s in sources}
+    # int(): a serializer may give the numbers back as strings.
+    read = {int(number): text for number, text in task["read"].items()}
+    return {urls[n]: text for n, text in read.items() if n in urls}
+
+
 def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
     """Gather the task's evidence from question-anchored queries beside the model's."""
     iteration = task["iteration"]
     with ctx.stage(Stage.search, f"Searching: {task['query']}", iteration=iteration):
-        is_read = read_checker({s.url: s.excerpt for s in ctx.store.sources(ctx.run_id)})
+        is_read = read_checker(read_excerpts(ctx, task))
         candidates = candidate_queries(
             task["question"],
             task["section_title"],

@@ -14,8 +14,9 @@ from langgraph.runtime import Runtime
 
 from agents import forms, prompts
 from agents.context import ResearchContext
+from agents.evidence import opening
 from agents.evolve import evolve
-from agents.state import ResearchState, SearchTask
+from agents.state import Evidence, ResearchState, SearchTask
 from agents.text import clean_model_text, first_line
 from ttdr.models import EventKind, Stage
 
@@ -69,6 +70,7 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
                     model_query=model_query,
                     form_query=form_query,
                     iteration=iteration,
+                    read=read_openings(state.get("evidence", [])),
                 )
             )
     if done_votes == len(targets) and set(titles) <= set(researched):
@@ -98,6 +100,14 @@ def infilled_query(
     return forms.search_query(
         ctx.fill(Stage.question, editor, forms.query_form(question, title, section_text))
     )
+
+
+def read_openings(evidence: list[Evidence]) -> dict[int, str]:
+    """What `SearchTask.read` holds: each source's passage openings, one per line."""
+    read: dict[int, list[str]] = {}
+    for item in evidence:
+        read.setdefault(item["source"], []).append(opening(item["text"]))
+    return {source: "\n".join(openings) for source, openings in read.items()}
 
 
 def least_researched_sections(titles: list[str], researched: list[str], count: int) -> list[int]:

@@ -23,6 +23,10 @@ class SearchTask(TypedDict):
     model_query: str | None  # the model's own query, one candidate among several
     form_query: str | None  # the model's query as an infilled, validated form (read with .get:
     # tasks checkpointed before it existed lack it)
+    # The openings of the passages the checkpointed state has read, by source number. The
+    # store's sources are not it: a node killed after saving its sources but before its
+    # checkpoint reruns, and must not count what it found the first time as already read.
+    read: dict[int, str]
     iteration: int
 
 

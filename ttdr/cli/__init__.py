@@ -18,6 +18,7 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from ttdr import __version__
 from ttdr.cli.bench import bench_app
@@ -69,11 +70,25 @@ def main_options(
 INTERRUPTED = 130
 
 
+def setting_error(exc: ValidationError) -> str:
+    """`TTDR_SEARCH='gopher': Input should be 'web', 'local' or 'auto'`, for each bad field:
+    settings and a run's config share their field names with the TTDR_* variables."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        problems.append(f"TTDR_{field.upper()}={error.get('input')!r}: {error['msg']}")
+    return (
+        "; ".join(problems) + " (fix or unset the variable, or pass the option on the command line)"
+    )
+
+
 def main() -> None:
     try:
         app()
     except TtdrError as exc:  # one no command caught, e.g. an unusable history database
         raise SystemExit(fail(str(exc), 1).exit_code) from None
+    except ValidationError as exc:  # a TTDR_* value (or a setting derived from it) is invalid
+        raise SystemExit(fail(setting_error(exc), 2).exit_code) from None
     except SystemExit as done:
         if done.code == INTERRUPTED:
             # A stopped run has committed everything (its status, drafts, checkpoints) by now;
