@@ -81,6 +81,15 @@ def _value(text: str) -> str:
 # -- the plan ---------------------------------------------------------------------------------
 
 
+# A small model filling the plan form often writes the form's own labels back ("Section 3
+# title") or a book's furniture ("Acknowledgments"): neither names what a section is about.
+FORM_ECHO = re.compile(r"\b(section|title|question|outline|gap)\b", re.IGNORECASE)
+FURNITURE = frozenset(
+    "acknowledgments acknowledgements contents index preface foreword references "  # noqa: SIM905
+    "bibliography appendix glossary abstract introduction conclusion summary".split()
+)
+
+
 class SectionEntry(BaseModel):
     title: str = Field(min_length=2, max_length=80)
     question: str = Field(min_length=8, max_length=300)
@@ -93,6 +102,8 @@ class SectionEntry(BaseModel):
         letters = sum(ch.isalpha() or ch == " " for ch in title)
         if not 1 <= len(words) <= 12 or letters < 0.8 * len(title):
             raise ValueError("not a section title")
+        if FORM_ECHO.search(title) or title.lower() in FURNITURE:
+            raise ValueError("the form's own wording or a book's furniture, not a topic")
         return title
 
     @field_validator("question")

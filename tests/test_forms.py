@@ -24,8 +24,12 @@ def test_plan_values_are_validated_section_by_section() -> None:
         "question_2": "What else?",
         "title_3": "Spring and neap tides",
         "question_3": "x",  # not a question
+        "title_4": "Section 4 title",  # the form's label written back
+        "question_4": "What does the fourth section of the report cover?",
+        "title_5": "Acknowledgments",  # a book's furniture
+        "question_5": "Who helped to write the report about tides?",
     }
-    entries = forms.plan_entries(values, 3)
+    entries = forms.plan_entries(values, 5)
     assert [(e.title, e.question) for e in entries] == [
         ("Gravitational pull of the Moon", "How does the Moon's gravity raise the tides?")
     ]

@@ -67,11 +67,6 @@ def test_a_run_id_of_undecodable_bytes_is_simply_not_found(env) -> None:
     assert result.returncode == 2 and "no run with id" in error_line(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 (config values): the CLI reads TTDR_* settings outside its error "
-    "handling, so a bad value prints pydantic's traceback and exits 1",
-)
 @pytest.mark.parametrize(
     "setting",
     ["TTDR_ITERATIONS=many", "TTDR_ITERATIONS=999", "TTDR_SEARCH=gopher", "TTDR_DTYPE=fp8"],

@@ -5,7 +5,8 @@ From the draft on, the tiny model is made as slow as a large model on a CPU: hal
 before every forward pass (`processes.AT_EVENT`). A stop that waits for the current call, or
 for the node, takes many seconds then; one that reaches the decoding loop between forward
 passes takes one pass. The bound is the issue's target, 2 s, plus the second the interpreter
-needs to unwind and exit. Both signals go to runs side by side.
+needs to unwind and exit. Both signals go to runs side by side. Measured here: 0.2-0.8 s from
+the signal to the exit (before the stop reached the engine, neither run had ended after 20 s).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import CORPUS
 from tests.reliability.processes import QUESTION, Kept, fast_env, start
@@ -37,11 +36,6 @@ def drafting(db: Path) -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13.3: a signal waits for the generating node (the main thread blocks in "
-    "LangGraph's executor while the node keeps generating)",
-)
 def test_a_signal_during_generation_ends_the_run_within_the_bound(tmp_path, tiny_model) -> None:
     homes = {sig: tmp_path / sig.name for sig in SIGNALS}
     command = ["research", QUESTION, "-n", "1", "--docs", str(CORPUS)]
