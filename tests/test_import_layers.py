@@ -38,6 +38,7 @@ DOMAIN = {
     "ttdr.models",
     "ttdr.progress",
     "ttdr.recording",
+    "ttdr.sqlite_failure",
     "ttdr.terminal",
 }
 STORE = "ttdr.store"

@@ -44,6 +44,7 @@ from backends.search.passages import (
 )
 from backends.search.types import Passage, SkippedSource
 from ttdr.errors import DocsPathError, IndexDatabaseError
+from ttdr.sqlite_failure import classify
 
 if TYPE_CHECKING:
     from backends.search.embeddings import Embedder
@@ -105,37 +106,25 @@ def _explains_failures(method: Callable[_P, _R]) -> Callable[_P, _R]:
 def explain_failure(path: Path, exc: BaseException) -> IndexDatabaseError | None:
     """A one-line error for an SQLite failure on the index file `path`, or None for one that
     is not the user's to fix."""
-    code = getattr(exc, "sqlite_errorname", "") or ""
-    primary = "_".join(code.split("_")[:2])  # SQLITE_READONLY_DBMOVED -> SQLITE_READONLY
-    reason = f"{exc} ({code})" if code else str(exc)
-    if primary in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
-        return IndexDatabaseError(
-            f"The document index {path} is damaged or not an SQLite database: {reason}. It "
-            f"was left as it is: move it aside (e.g. mv {path} {path}.broken) and index your "
-            "documents again with `ttdr index add PATH`."
-        )
-    if primary in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"):
-        return IndexDatabaseError(
-            f"The document index {path} cannot be opened for writing: {reason}. Check that "
-            f"you may write the file and its folder (SQLite keeps {path.name}-wal and "
-            f"{path.name}-shm beside it), or set TTDR_HOME to another folder."
-        )
-    if primary == "SQLITE_FULL":
-        return IndexDatabaseError(
-            f"The disk holding the document index {path} is full: {reason}. Free some space "
-            "and index again; the documents indexed before are kept."
-        )
-    if primary == "SQLITE_IOERR":
-        return IndexDatabaseError(
-            f"The document index {path} could not be read or written: {reason}. Check the "
-            "disk it is on."
-        )
-    if primary in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        return IndexDatabaseError(
-            f"The document index {path} stayed locked by another process for "
-            f"{_BUSY_TIMEOUT_S} s: {reason}. Try again when it has finished."
-        )
-    return None
+    failure = classify(exc)
+    if failure is None:
+        return None
+    reason = failure.reason
+    messages = {
+        "damaged": f"The document index {path} is damaged or not an SQLite database: {reason}. "
+        f"It was left as it is: move it aside (e.g. mv {path} {path}.broken) and index your "
+        "documents again with `ttdr index add PATH`.",
+        "unwritable": f"The document index {path} cannot be opened for writing: {reason}. Check "
+        f"that you may write the file and its folder (SQLite keeps {path.name}-wal and "
+        f"{path.name}-shm beside it), or set TTDR_HOME to another folder.",
+        "full": f"The disk holding the document index {path} is full: {reason}. Free some space "
+        "and index again; the documents indexed before are kept.",
+        "io": f"The document index {path} could not be read or written: {reason}. Check the "
+        "disk it is on.",
+        "locked": f"The document index {path} stayed locked by another process for "
+        f"{_BUSY_TIMEOUT_S} s: {reason}. Try again when it has finished.",
+    }
+    return IndexDatabaseError(messages[failure.kind])
 
 
 class _FileTooLarge(ExtractionError):

@@ -16,6 +16,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlmodel import create_engine
 
 from ttdr.errors import HistoryDatabaseError
+from ttdr.sqlite_failure import classify
 from ttdr.store.migrations import BUSY_TIMEOUT_S, migrate
 
 
@@ -52,37 +53,25 @@ def explain(path: Path, exc: BaseException) -> HistoryDatabaseError | None:
             f"The folder of the history database {path} cannot be created ({exc}): check the "
             "permissions of its parent folder, or set TTDR_HOME to a folder you can write."
         )
-    code = getattr(exc, "sqlite_errorname", "") or ""
-    primary = "_".join(code.split("_")[:2])  # SQLITE_READONLY_DBMOVED -> SQLITE_READONLY
-    reason = f"{exc} ({code})" if code else str(exc)
-    if primary in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
-        return HistoryDatabaseError(
-            f"The history database {path} is damaged or not an SQLite database: {reason}. "
-            f"It was left as it is: move it aside (e.g. mv {path} {path}.broken) and ttdr "
-            "starts a new, empty history."
-        )
-    if primary in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"):
-        return HistoryDatabaseError(
-            f"The history database {path} cannot be opened for writing: {reason}. Check that "
-            f"you may write the file and its folder (SQLite keeps {path.name}-wal and "
-            f"{path.name}-shm beside it), or set TTDR_HOME to another folder."
-        )
-    if primary == "SQLITE_FULL":
-        return HistoryDatabaseError(
-            f"The disk holding the history database {path} is full: {reason}. Free some space "
-            "and try again; what was saved before is kept."
-        )
-    if primary == "SQLITE_IOERR":
-        return HistoryDatabaseError(
-            f"The history database {path} could not be read or written: {reason}. Check the "
-            "disk it is on."
-        )
-    if primary in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        return HistoryDatabaseError(
-            f"The history database {path} stayed locked by another process for "
-            f"{BUSY_TIMEOUT_S:.0f} s: {reason}. Try again when it has finished."
-        )
-    return None
+    failure = classify(exc)
+    if failure is None:
+        return None
+    reason = failure.reason
+    messages = {
+        "damaged": f"The history database {path} is damaged or not an SQLite database: "
+        f"{reason}. It was left as it is: move it aside (e.g. mv {path} {path}.broken) and ttdr "
+        "starts a new, empty history.",
+        "unwritable": f"The history database {path} cannot be opened for writing: {reason}. "
+        f"Check that you may write the file and its folder (SQLite keeps {path.name}-wal and "
+        f"{path.name}-shm beside it), or set TTDR_HOME to another folder.",
+        "full": f"The disk holding the history database {path} is full: {reason}. Free some "
+        "space and try again; what was saved before is kept.",
+        "io": f"The history database {path} could not be read or written: {reason}. Check the "
+        "disk it is on.",
+        "locked": f"The history database {path} stayed locked by another process for "
+        f"{BUSY_TIMEOUT_S:.0f} s: {reason}. Try again when it has finished.",
+    }
+    return HistoryDatabaseError(messages[failure.kind])
 
 
 def _set_pragmas(dbapi_connection, _record) -> None:
