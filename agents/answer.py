@@ -16,9 +16,11 @@ from agents.context import ResearchContext
 from agents.evidence import (
     candidate_queries,
     evidence_budget,
+    focus_page,
     gather,
     keep_evidence,
     read_checker,
+    read_closely,
 )
 from agents.evolve import evolve
 from agents.state import SearchTask
@@ -105,7 +107,8 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
     """Gather the task's evidence from question-anchored queries beside the model's."""
     iteration = task["iteration"]
     with ctx.stage(Stage.search, f"Searching: {task['query']}", iteration=iteration):
-        is_read = read_checker(read_excerpts(ctx, task))
+        excerpts = read_excerpts(ctx, task)
+        is_read = read_checker(excerpts)
         candidates = candidate_queries(
             task["question"],
             task["section_title"],
@@ -116,8 +119,7 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
         wanted = [task["question"], task["section_title"]]
         budget = evidence_budget(task["question"], ctx.config.passages_per_answer)
 
-        def one_search(query: str, k: int, per_document: int) -> SearchOutcome:
-            outcome = ctx.retriever.search(query, k, per_document=per_document)
+        def reported(outcome: SearchOutcome) -> SearchOutcome:
             for skipped in outcome.skipped:
                 ctx.emit(
                     Stage.search,
@@ -128,9 +130,23 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
                 )
             return outcome
 
+        def one_search(query: str, k: int, per_document: int) -> SearchOutcome:
+            return reported(ctx.retriever.search(query, k, per_document=per_document))
+
+        def page_search(query: str, url: str, k: int) -> SearchOutcome:
+            return reported(ctx.retriever.page_passages(query, url, k))
+
         try:
             gathered = gather(
                 one_search, candidates, wanted, is_read, budget, depth=ctx.config.search_results
+            )
+            # One line per passage read (the task's openings; older tasks: one per excerpt).
+            counts = {url: max(1, len(text.splitlines())) for url, text in excerpts.items()}
+            page = focus_page(counts, gathered.passages)
+            closer, outcome = (
+                read_closely(page_search, page, task["question"], is_read, gathered.passages)
+                if page
+                else ([], SearchOutcome())
             )
         except RetrievalUnavailableError as exc:
             ctx.emit(
@@ -140,8 +156,10 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
                 iteration=iteration,
             )
             return []
-    for warning in gathered.warnings:
+    for warning in [*gathered.warnings, *outcome.warnings]:
         ctx.emit(Stage.search, EventKind.warning, warning, iteration=iteration)
+    passages = [*gathered.passages, *closer]
+    closely = f", {len(closer)} of them read closely from {page}" if closer else ""
     queries = [
         QueryFeedback(origin=f.candidate.origin, query=f.candidate.text, feedback=round(f.score, 3))
         for f in gathered.feedback
@@ -150,11 +168,12 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
     ctx.emit(
         Stage.search,
         EventKind.finished,
-        f"Found {len(gathered.passages)} new passages ({gathered.backend}) from "
-        f"{len(queries)} queries; best by feedback: {best.origin if best else 'none'}",
+        f"Found {len(passages)} new passages ({gathered.backend}) from "
+        f"{len(queries)} queries{closely}; "
+        f"best by feedback: {best.origin if best else 'none'}",
         iteration=iteration,
         payload=SearchDone(
-            backend=gathered.backend, urls=[p.url for p in gathered.passages], queries=queries
+            backend=gathered.backend, urls=[p.url for p in passages], queries=queries
         ),
     )
-    return gathered.passages
+    return passages

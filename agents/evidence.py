@@ -12,6 +12,7 @@ distinct key terms, more passages.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ RRF_K = 60
 BASE_BUDGET = 8
 TOP_PAGE_PASSAGES = 10
 MAX_BUDGET = 12
+FOCUS_PASSAGES = 3  # more passages each step from the page the run has read most
+FOCUS_DEPTH = 100  # passages of that page ranked to find the unread ones
 EVIDENCE_CHARS = 1600  # of a passage kept as evidence (a passage is at most ~180 words)
 
 
@@ -198,6 +201,41 @@ def _gather_at(
             break
     feedback = sorted((f for f, _ in outcomes), key=lambda f: -f.score)
     return Gathered(chosen, feedback, warnings, backend)
+
+
+def focus_page(read_counts: dict[str, int], new: Iterable[Passage]) -> str | None:
+    """The page this run has read most, this step's passages included (ties: the earlier read).
+
+    A question about one feature is answered across that feature's own page, and the whole-corpus
+    ranking only ever reaches that page's passages that repeat the question's words."""
+    counts = Counter(read_counts)
+    counts.update(p.url for p in new)
+    most = counts.most_common(1)
+    return most[0][0] if most else None
+
+
+def read_closely(
+    page_search: Callable[[str, str, int], SearchOutcome],
+    page: str,
+    question: str,
+    is_read: Callable[[Passage], bool],
+    taken: Iterable[Passage],
+    count: int = FOCUS_PASSAGES,
+) -> tuple[list[Passage], SearchOutcome]:
+    """`count` more passages of `page`, the best unread ones for the question, beside `taken`
+    (this step's own). `page_search(query, url, k)`. Returns them and the search's outcome
+    (its skipped sources and warnings are the caller's to report)."""
+    outcome = page_search(question, page, FOCUS_DEPTH)
+    skip = {passage_key(p) for p in taken}
+    extra: list[Passage] = []
+    for passage in outcome.passages:
+        if len(extra) == count:
+            break
+        key = passage_key(passage)
+        if key not in skip and not is_read(passage):
+            skip.add(key)
+            extra.append(passage)
+    return extra, outcome
 
 
 def judge_query(

@@ -116,18 +116,10 @@ def choose_sentences(
     if count <= 0 or not candidates:
         return []
     words = [content_words(c.text) for c in candidates]
-    frequency = Counter(w for ws in words for w in ws)
-    idf = {w: math.log(1 + len(candidates) / n) for w, n in frequency.items()}
-    weights: dict[str, float] = {}
-    for text, weight in focus:
-        for w in content_words(text):
-            weights[w] = max(weights.get(w, 0.0), weight)
-    relevance = []
-    for ws, candidate in zip(words, candidates, strict=True):
-        score = sum(weights.get(w, 0.0) * idf.get(w, 0.0) for w in ws)
-        score /= math.sqrt(len(ws)) or 1.0
-        score *= 1.15 if _fact_bearing(candidate.text) else 1.0
-        relevance.append(score)
+    relevance = [
+        score * (1.15 if _fact_bearing(c.text) else 1.0)
+        for score, c in zip(focus_relevance(words, focus), candidates, strict=True)
+    ]
     # A sentence that continues a relevant one ("As a fall-back, partial matches … work,
     # too.") is on its topic even without its words.
     for i in range(1, len(candidates)):
@@ -151,6 +143,35 @@ def choose_sentences(
         chosen.append(best)
         stated.append(words[best])  # the same fact from a second page is not said twice
     return sorted((candidates[i] for i in chosen), key=lambda c: (c.source, c.order))
+
+
+def focus_relevance(words: list[set[str]], focus: list[tuple[str, float]]) -> list[float]:
+    """Each sentence's (its content words') share of the focus texts' words, rarer words (among
+    these sentences) weighing more, each focus text by its weight."""
+    frequency = Counter(w for ws in words for w in ws)
+    idf = {w: math.log(1 + len(words) / n) for w, n in frequency.items()}
+    weights: dict[str, float] = {}
+    for text, weight in focus:
+        for w in content_words(text):
+            weights[w] = max(weights.get(w, 0.0), weight)
+    return [
+        sum(weights.get(w, 0.0) * idf.get(w, 0.0) for w in ws) / (math.sqrt(len(ws)) or 1.0)
+        for ws in words
+    ]
+
+
+def on_topic(text: str, candidates: list[EvidenceSentence], question: str, room: int) -> str:
+    """The sentences of `text` (supported model sentences) that answer the question as well as
+    the `room`-th best evidence sentence does: a small model's summary often copies a true but
+    unrelated sentence of its sources, which the evidence the question ranks first would beat."""
+    sentences = split_sentences(text)
+    if not sentences or not candidates:
+        return text
+    words = [content_words(s) for s in sentences] + [content_words(c.text) for c in candidates]
+    scores = focus_relevance(words, [(question, 1.0)])
+    own, evidence = scores[: len(sentences)], sorted(scores[len(sentences) :], reverse=True)
+    bar = evidence[min(room, len(evidence)) - 1]
+    return " ".join(s for s, score in zip(sentences, own, strict=True) if score >= bar)
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

@@ -53,9 +53,7 @@ class PromptBook:
         return chosen
 
     def _choose(self, component: str) -> ChosenPrompt:
-        versions = self.store.versions(component) or [
-            self.store.add(component, SEEDS[component], note="seed")
-        ]
+        versions = self.store.versions(component) or [self.store.seed(component, SEEDS[component])]
         untried = [v for v in versions if v.uses == 0]
         if untried and self.rng.random() < self.exploration:
             return _chosen(self.rng.choice(untried))

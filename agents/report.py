@@ -22,6 +22,7 @@ from agents.grounded import (
     evidence_sentences,
     grounded_section,
     informative,
+    on_topic,
 )
 from agents.state import ResearchState
 from agents.text import clean_model_text, split_sentences
@@ -152,11 +153,12 @@ def ground_summary(
         return written
     kept = attribute(written, excerpts, keep_unsupported=False).text
     kept = informative(kept, question, excerpts)
+    everything = list(dict.fromkeys(item for section in evidence for item in section))
+    candidates = [c for c in evidence_sentences(everything) if c.text not in used]
+    kept = on_topic(kept, candidates, question, SUMMARY_SENTENCES[config.length])
     wanted = SUMMARY_SENTENCES[config.length] - len(split_sentences(kept))
     if wanted <= 0:
         return kept
-    everything = list(dict.fromkeys(item for section in evidence for item in section))
-    candidates = [c for c in evidence_sentences(everything) if c.text not in used]
     chosen = choose_sentences(
         candidates, [(question, 1.0)], wanted, already=[*split_sentences(kept), *used]
     )

@@ -12,6 +12,7 @@ import pytest
 from ddgs.exceptions import DDGSException
 
 from backends.llm.tiny import write_tiny_llama
+from tests.serving import tiny_server  # noqa: F401  (a session fixture: one `ttdr serve`)
 from ttdr.config import Settings
 from ttdr.models import ResearchConfig
 
@@ -25,6 +26,13 @@ def no_real_web_search(monkeypatch: pytest.MonkeyPatch) -> None:
         raise DDGSException("network unreachable (tests run offline)")
 
     monkeypatch.setattr("backends.search.web.ddgs_text", offline)
+
+
+@pytest.fixture(autouse=True)
+def no_user_config_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """The developer's own ~/.config/ttdr/config.toml must not change what a test sees
+    (subprocesses inherit the variable too)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
 @pytest.fixture(scope="session")

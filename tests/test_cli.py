@@ -202,8 +202,8 @@ def test_models_info_shows_a_family_s_decode_defaults(cli, tiny_model) -> None:
 
 
 def test_models_info_on_an_unknown_name_is_a_clear_error(cli) -> None:
-    result = cli("models", "info", "no-such-model")
-    assert result.exit_code == 1 and "unknown model" in result.stderr and "sdar" in result.stderr
+    result = cli("models", "info", "no-such-model")  # a usage error: exit 2 (issue 15)
+    assert result.exit_code == 2 and "unknown model" in result.stderr and "sdar" in result.stderr
 
 
 def test_bench_engine_prints_json_for_three_decoding_modes(cli) -> None:

@@ -8,8 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.evidence import candidate_queries, gather, key_terms, read_checker
-from agents.grounded import evidence_sentences, grounded_section
+from agents.evidence import (
+    candidate_queries,
+    focus_page,
+    gather,
+    key_terms,
+    opening,
+    read_checker,
+    read_closely,
+)
+from agents.grounded import evidence_sentences, grounded_section, on_topic
 from agents.plan import outline_title
 from backends.search.extract import extract_document
 from backends.search.local_index import LocalIndex
@@ -124,6 +132,48 @@ def test_question_queries_compete_with_babble_and_win_by_feedback() -> None:
     assert all(p.url != "file:///m/autosquash.html" for p in again.passages)
 
 
+def test_the_most_read_page_is_read_closely_for_what_the_corpus_ranking_missed(
+    tmp_path: Path,
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # The feature's page: one option per section, most of them sharing no word with the
+    # question beyond the command's name.
+    options = "".join(
+        f"<h2>--option-{i}</h2><p>{'Some unrelated explanation here. ' * 20}{fact}</p>"
+        for i, fact in enumerate(
+            ["bisect exits with code 125 to skip.", "Uses BISECT_HEAD instead.", "Merges."]
+            + [f"Detail number {i} of the command." for i in range(8)]
+        )
+    )
+    (docs / "bisect.html").write_text(
+        f"<html><head><title>git-bisect</title></head><body>{options}</body></html>"
+    )
+    (docs / "other.html").write_text(
+        "<html><head><title>other</title></head><body><p>bisect once.</p></body></html>"
+    )
+    index = LocalIndex(tmp_path / "ttdr.db")
+    index.add(docs)
+    retriever = Retriever("local", index, scope=[docs])
+    question = "How does git bisect skip a commit?"
+    page = (docs / "bisect.html").resolve().as_uri()
+    taken = retriever.page_passages(question, page, 2).passages
+    read = {page: opening(taken[0].text)}
+
+    focus = focus_page({page: 1, (docs / "other.html").resolve().as_uri(): 1}, taken[1:])
+    extra, outcome = read_closely(
+        retriever.page_passages, page, question, read_checker(read), taken[1:], count=4
+    )
+
+    assert focus == page  # counted this step's passages too
+    assert outcome.backend == "local" and len(extra) == 4
+    assert all(p.url == page for p in extra)
+    keys = {opening(p.text) for p in [*taken, *extra]}
+    assert len(keys) == 6  # neither what was read before nor this step's own again
+    outside = Retriever("local", index, scope=[tmp_path / "elsewhere"])
+    assert not outside.page_passages(question, page, 4).passages  # the run's scope holds
+
+
 def test_a_section_is_built_from_evidence_sentences_with_citations() -> None:
     passage = extract_document(MANUAL.read_bytes(), name=MANUAL.name).text
     sources = {1: passage}
@@ -146,6 +196,29 @@ def test_a_section_is_built_from_evidence_sentences_with_citations() -> None:
     assert "1850" in marked and "*(unsourced)*" in marked
     fragments = [s.text for s in evidence_sentences([(1, passage)])]
     assert "PoolIdleTimeout Directive: Default: PoolIdleTimeout 300." in fragments
+
+
+def test_a_summary_keeps_the_model_sentences_that_answer_and_drops_true_but_unrelated_ones() -> (
+    None
+):
+    evidence = [
+        (1, "The special exit code 125 marks a commit that cannot be tested; it is skipped."),
+        (1, "Exit code 0 marks the commit good, and codes 1 to 127 except 125 mark it bad."),
+        (2, "You can run make test-lint to check test numbers are unique."),
+        (2, "The documentation is built with asciidoc and has a print version."),
+    ]
+    candidates = evidence_sentences(evidence)
+    question = "Which exit codes of a bisect run script mark a commit good, bad or untestable?"
+    written = (
+        "You can run make test-lint to check test numbers are unique [2]. "
+        "The special exit code 125 marks a commit that cannot be tested; it is skipped [1]."
+    )
+
+    kept = on_topic(written, candidates, question, room=2)
+
+    assert "125" in kept
+    assert "test-lint" not in kept
+    assert on_topic("", candidates, question, room=2) == ""
 
 
 def test_outline_titles_come_from_headings() -> None:

@@ -205,6 +205,25 @@ def test_at_most_two_passages_per_page(site: str, monkeypatch: pytest.MonkeyPatc
     assert f"{site}/diffusion.html" in urls
 
 
+def test_a_page_found_before_is_read_more_closely_without_fetching_it_again(
+    site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeSearchEngine([result(f"{site}/long.html")])
+    web = search(monkeypatch, engine)
+    first = web.search("diffusion models denoise", k=8)
+    fetched = len(FixtureHandler.hosts)
+
+    closer = web.page_passages("Paragraph 7 diffusion", f"{site}/long.html", 5)
+
+    assert len(first.passages) == 2  # a search takes at most two passages of one page
+    assert len(closer.passages) == 5
+    assert all(p.url == f"{site}/long.html" for p in closer.passages)
+    assert "Paragraph 7" in closer.passages[0].text
+    assert len(FixtureHandler.hosts) == fetched  # answered from the fetcher's memo
+    missing = web.page_passages("anything", f"{site}/nowhere.html", 5)
+    assert not missing.passages and missing.skipped[0].url == f"{site}/nowhere.html"
+
+
 def test_a_pdf_over_the_byte_limit_is_skipped(site: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web_module, "ddgs_text", FakeSearchEngine([result(f"{site}/paper.pdf")]))
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from backends.llm.protocol import Editor, Span
 from ttdr.benchmarks import engine_benchmark, retrieval_benchmark
 from ttdr.catalog import (
     ModelCheck,
@@ -28,7 +29,13 @@ from ttdr.catalog import (
     runtime_device,
 )
 from ttdr.config import Settings
-from ttdr.errors import DocsPathError, InvalidQuestionError, RunNotResumableError, RunStopped
+from ttdr.errors import (
+    DocsPathError,
+    InvalidQuestionError,
+    ModelUnavailableError,
+    RunNotResumableError,
+    RunStopped,
+)
 from ttdr.evaluation import EvalInputError, eval_markdown, run_eval
 from ttdr.models import (
     EventKind,
@@ -153,11 +160,17 @@ class Researcher:
                 f"Model {generator.info.name} on {generator.info.device} "
                 f"({generator.info.decoding})",
             )
+            if not isinstance(generator, Editor):
+                yield run_event(EventKind.warning, _lost_editing("The model", generator))
             context = self._context(run_id, generator, retriever, started)
-            if self.config.evolving and self._own_judge() is not None:  # only if it will judge
-                yield run_event(EventKind.progress, f"Loading judge {self.config.judge_model}")
+            if self.config.evolving and (judge := self._own_judge()) is not None:
+                yield run_event(EventKind.progress, f"Loading judge {judge}")
                 context.judge_generator = self._load_judge()
                 yield run_event(EventKind.progress, f"Judge: {context.judge_generator.info.name}")
+                if not isinstance(context.judge_generator, Editor):
+                    yield run_event(
+                        EventKind.warning, _lost_editing("The judge", context.judge_generator)
+                    )
             context.stop = stop
             context.prompts = self._choose_prompts(run_id, resuming)
             yield from self._run_graph(question, context, resuming)
@@ -290,6 +303,9 @@ class Researcher:
         return retriever, messages
 
     def _loading_message(self) -> str:
+        remote = _remote_model(self.settings, judge=False)
+        if remote is not None:  # nothing to load here: a remote run never imports torch
+            return f"Connecting to the {remote[0]} server at {remote[1].root}"
         from backends.llm.registry import needs_download
 
         if needs_download(self.config.model, self.settings.model_cache):
@@ -301,11 +317,23 @@ class Researcher:
 
     def _load_generator(self):
         if self._generator is None:
-            self._generator = self._load_model(self.config.model)
+            remote = _remote_model(self.settings, judge=False)
+            if remote is None:
+                self._generator = self._load_model(self.config.model)
+            else:
+                from backends.llm.remote import connect
+
+                self._generator = connect(*remote)
         return self._generator
 
     def _own_judge(self) -> str | None:
-        """The judge model's name when the config names one other than the research model."""
+        """The judge's name when it is a model of its own: one the config names other than
+        the research model, or the judge's own server (`TTDR_JUDGE_*`)."""
+        if _judge_has_own_settings(self.settings):
+            remote = _remote_model(self.settings, judge=True)
+            if remote is None:
+                return self.config.judge_model or self.config.model
+            return f"{remote[2] or 'the model'} at {remote[1].root}"
         judge = self.config.judge_model
         return judge if judge and judge != self.config.model else None
 
@@ -313,7 +341,16 @@ class Researcher:
         """The judge of self-evolution and `eval --compare`: a model of its own when the
         config names one, since a model grading its own drafts is a lenient judge."""
         judge = self._own_judge()
-        return self._load_generator() if judge is None else self._load_model(judge)
+        if judge is None:
+            return self._load_generator()
+        if _judge_has_own_settings(self.settings):
+            remote = _remote_model(self.settings, judge=True)
+            if remote is not None:
+                from backends.llm.remote import connect
+
+                return connect(*remote)
+            return self._load_model(self.config.judge_model or self.config.model)
+        return self._load_model(judge)
 
     def _load_model(self, name: str):
         from backends.llm.shared import shared_generator
@@ -354,6 +391,66 @@ class Researcher:
         return run_id
 
 
+def load_engine(settings: Settings, name: str):
+    """The loaded engine for `name`, shared with any run in this process: what `ttdr serve`
+    puts behind its HTTP API, so a served call is the call a local run makes."""
+    from backends.llm.shared import shared_generator
+
+    return shared_generator(
+        name, settings.model_cache, device=settings.device, dtype=settings.dtype
+    )
+
+
+_JUDGE_SETTINGS = ("judge_backend", "judge_base_url", "judge_api_key", "judge_remote_model")
+
+
+def _judge_has_own_settings(settings: Settings) -> bool:
+    return any(getattr(settings, name) is not None for name in _JUDGE_SETTINGS)
+
+
+def _remote_model(settings: Settings, *, judge: bool):
+    """(backend, endpoint, model name) of a remote writer or judge; None where it is local.
+
+    Each `judge_*` setting the user left unset takes the writer's value, so one server with
+    one key serves both unless told otherwise. The key goes into the endpoint only, whose
+    repr hides it; nothing here is stored with the run.
+    """
+    from backends.llm.remote import RemoteEndpoint
+
+    def chosen(name: str):
+        own = getattr(settings, f"judge_{name}") if judge else None
+        return own if own is not None else getattr(settings, name)
+
+    backend = chosen("backend")
+    if backend == "local":
+        return None
+    prefix = "TTDR_JUDGE_" if judge and settings.judge_backend else "TTDR_"
+    url = chosen("base_url")
+    if not url:
+        raise ModelUnavailableError(
+            f"{prefix}BACKEND={backend} needs the server's address: set TTDR_BASE_URL (or "
+            "TTDR_JUDGE_BASE_URL for the judge), e.g. http://gpu-box:8000"
+        )
+    key = chosen("api_key")
+    endpoint = RemoteEndpoint(
+        base_url=url,
+        api_key=key.get_secret_value() if key is not None else None,
+        timeout_s=settings.remote_timeout_s,
+        attempts=settings.remote_attempts,
+        backoff_s=settings.remote_backoff_s,
+    )
+    return backend, endpoint, chosen("remote_model")
+
+
+def _lost_editing(who: str, generator) -> str:
+    """The one warning a run gives for a model that can only chat."""
+    return (
+        f"{who} ({generator.info.name} at {generator.info.device}) can only generate text: "
+        "plans, search queries and verdicts are asked for in free text instead of infilled "
+        "forms, and sections are revised by prompt instead of rewritten in place."
+    )
+
+
 def open_checkpointer(path: Path):
     """LangGraph's SQLite checkpointer in its own file (one writer per file avoids locks with
     the history database), allowed to restore ttdr's own state types.
@@ -365,6 +462,8 @@ def open_checkpointer(path: Path):
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.checkpoint.sqlite import SqliteSaver
 
+    from ttdr.store.migrations import BUSY_TIMEOUT_S
+
     class Checkpoints(SqliteSaver):
         @contextmanager
         def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -375,7 +474,10 @@ def open_checkpointer(path: Path):
     serde = JsonPlusSerializer(allowed_msgpack_modules=state_types)
     with _explained(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        return Checkpoints(sqlite3.connect(path, check_same_thread=False), serde=serde)
+        # Runs in other processes write their checkpoints to this file too: wait for them as
+        # long as the history does, not sqlite3's default 5 s.
+        connection = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        return Checkpoints(connection, serde=serde)
 
 
 @contextmanager
@@ -408,6 +510,7 @@ def open_web_search(settings: Settings, index):
         cache_path=settings.db_path,
         cache_ttl_s=settings.page_cache_ttl_s,
         allow_loopback=settings.allow_loopback,
+        trust_env=settings.trust_env,
         embedder=index.embedder,
     )
 
@@ -472,6 +575,7 @@ __all__ = [
     "ModelCheck",
     "ModelEntry",
     "Researcher",
+    "Span",
     "a2d_data",
     "a2d_eval",
     "a2d_fit",
@@ -480,6 +584,7 @@ __all__ = [
     "eval_markdown",
     "family_decoding",
     "list_models",
+    "load_engine",
     "model_info",
     "model_names",
     "open_checkpointer",

@@ -29,6 +29,11 @@ class ModelUnavailableError(TtdrError):
     """The model could not be found, downloaded or loaded."""
 
 
+class RemoteServerError(ModelUnavailableError):
+    """A remote model server (`ttdr serve`, an OpenAI-compatible one) could not be used: down,
+    too slow, refusing, or answering nonsense, after the retries; the message names the URL."""
+
+
 class RunStopped(TtdrError):
     """A caller asked a running research to stop (the UI's Stop button); like Ctrl-C, the run
     is kept as `interrupted` with everything written so far."""

@@ -142,20 +142,32 @@ class DiffusionEngine:
         return generations
 
     def stream(
-        self, messages: Sequence[ChatMessage], max_new_tokens: int, *, temperature: float = 0.0
+        self,
+        messages: Sequence[ChatMessage],
+        max_new_tokens: int,
+        *,
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> Iterator[str]:
-        """The reply's text as each block finishes (block-granular streaming)."""
-        prompt = self.encode_chat(messages)
+        """The reply's text as each block finishes (block-granular streaming): each piece
+        extends the text before it, so the pieces joined are the reply."""
+        prompt, max_new_tokens, _ = fit_to_context(
+            self.encode_chat(messages), max_new_tokens, self.info.context_length
+        )
         canvas, blocks = self.generation_canvas([prompt], max_new_tokens)
         stats = DenoiseStats()
         sent = ""
         policy = self.policy.with_(temperature=temperature)
-        for end in self.denoiser.fill_blocks(
-            canvas, blocks, policy, stats, stop=self._all_ended(canvas)
-        ):
-            text = self._decode(self._reply(canvas.tokens[0, canvas.gen_start : end]))
-            if text != sent:
-                yield text[len(sent) :] if text.startswith(sent) else text
+        ends = self.denoiser.fill_blocks(
+            canvas, blocks, policy, stats, seed=seed, stop=self._all_ended(canvas)
+        )
+        for end in [*ends, None]:  # None: the whole reply once the loop is done
+            reply = self._reply(canvas.tokens[0, canvas.gen_start : end])[:max_new_tokens]
+            text = self._decode(reply)
+            # A character whose bytes span two tokens decodes as U+FFFD until its last byte
+            # arrives: hold it back rather than send text that a later piece would change.
+            if text.startswith(sent) and text != sent and (end is None or text[-1] != "\ufffd"):
+                yield text[len(sent) :]
                 sent = text
 
     def generate_ids(

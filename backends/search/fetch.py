@@ -1,6 +1,9 @@
 """The fetcher: reads web pages politely, safely and within limits, once per run.
 
 One `httpx.AsyncClient` over a `GuardedTransport` (public addresses only, see guard.py).
+- Proxies: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY are honoured when `trust_env`
+  (the default); the guard routes to the proxy after vetting the host, so httpx's own
+  environment handling (which would mount proxy transports around the guard) stays off.
 - Concurrency: at most `max_concurrency` requests at once, at most `per_host_concurrency` to
   one host name.
 - Time: a connect timeout, a read timeout (between bytes) and a total limit per page that
@@ -29,6 +32,7 @@ import email.utils
 import logging
 import sqlite3
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,7 +43,7 @@ import httpx
 from protego import Protego
 
 from backends.search.extract import ExtractionError, document_kind, extract_document, media_type
-from backends.search.guard import AddressRefusedError, GuardedTransport, Resolver
+from backends.search.guard import AddressRefusedError, GuardedTransport, ProxyFor, Resolver
 from backends.search.page_cache import CachedPage, PageCache
 from backends.search.types import SkipCategory, SkippedSource
 from backends.search.urls import normalise_url
@@ -83,6 +87,25 @@ class FetchSettings:
     retry_backoff_s: float = 1.0
     max_retry_wait_s: float = 10.0
     allow_loopback: bool = False
+    trust_env: bool = True  # HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY
+
+
+def environment_proxies() -> ProxyFor | None:
+    """The proxy for a (scheme, host) from the environment, as curl and httpx read it (upper
+    or lower case names; NO_PROXY host suffixes, `*` for all); None when no proxy is set."""
+    proxies = urllib.request.getproxies_environment()
+    if not any(proxies.get(key) for key in ("http", "https", "all")):
+        return None
+
+    def proxy_for(scheme: str, host: str) -> str | None:
+        if proxies.get("no") and urllib.request.proxy_bypass_environment(host, proxies):
+            return None
+        proxy = proxies.get(scheme) or proxies.get("all")
+        if not proxy:
+            return None
+        return proxy if "://" in proxy else f"http://{proxy}"  # `proxy:3128`, as curl takes it
+
+    return proxy_for
 
 
 @dataclass(frozen=True)
@@ -383,11 +406,12 @@ class Fetcher:
                 allow_loopback=s.allow_loopback,
                 resolver=self.resolver,
                 limits=httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host),
+                proxy_for=environment_proxies() if s.trust_env else None,
             )
             self._http = httpx.AsyncClient(
                 transport=transport,
                 follow_redirects=False,
-                trust_env=False,  # an environment proxy would defeat the address guard
+                trust_env=False,  # httpx's proxies would go around the guard; it routes them
                 timeout=httpx.Timeout(
                     connect=min(s.connect_timeout_s, s.total_timeout_s),
                     read=min(s.read_timeout_s, s.total_timeout_s),

@@ -10,6 +10,14 @@ header and TLS server name stay the real host name, so virtual hosts and certifi
 
 `allow_loopback=True` lets through 127.0.0.0/8 and ::1 only (tests, users with local
 services); private, link-local, multicast, reserved and unspecified addresses stay refused.
+
+Through a proxy (`proxy_for`, from HTTPS_PROXY/NO_PROXY in fetch.py) the host is vetted just
+the same, every address it resolves to, before anything is sent; the request then goes to the
+proxy by name, because a CONNECT tunnel's TLS must name the host (httpcore's tunnels take the
+server name from the URL) and proxies filter by name. The proxy resolves the name again, so a
+DNS answer that changes in between is the proxy's to guard, on its own network. A host that
+does not resolve here is refused as it is without a proxy. Loopback addresses (allowed only
+with `allow_loopback`) are never sent to a proxy: 127.0.0.1 there would be the proxy's own.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import httpx
 
 # host, port -> the addresses the host name resolves to (as strings)
 Resolver = Callable[[str, int], list[str]]
+# scheme, host -> the proxy URL to send the request through, or None to connect directly
+ProxyFor = Callable[[str, str], str | None]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -72,6 +82,13 @@ def refusal(address: str, *, allow_loopback: bool = False) -> str | None:
     return f"refused address {ip} ({why})"
 
 
+def _is_loopback(address: str) -> bool:
+    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
 class GuardedTransport(httpx.AsyncBaseTransport):
     """Vets and pins the address of every request, then hands it to a plain httpx transport.
 
@@ -86,13 +103,17 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         resolver: Resolver | None = None,
         limits: httpx.Limits | None = None,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        proxy_for: ProxyFor | None = None,
     ) -> None:
         self.allow_loopback = allow_loopback
+        self.proxy_for = proxy_for
         self.resolver = resolver or system_resolver
         self._limits = limits or httpx.Limits(max_connections=4, keepalive_expiry=5.0)
         self._factory = transport_factory or self._plain_transport
         self._ssl_context: ssl.SSLContext | None = None
         self._transports: dict[tuple[str, str, int], httpx.AsyncBaseTransport] = {}
+        # One per proxy and host too, so each host keeps its own connection limits.
+        self._proxies: dict[tuple[str, str, str, int], httpx.AsyncBaseTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -101,6 +122,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS want it
         port = url.port or (443 if url.scheme == "https" else 80)
         address = await self.vet(host, port)
+        proxy = self.proxy_for(url.scheme, host) if self.proxy_for else None
+        if proxy and not _is_loopback(address):
+            proxy_key = (proxy, url.scheme, host, port)
+            through = self._proxies.get(proxy_key)
+            if through is None:
+                through = self._proxies[proxy_key] = self._proxy_transport(proxy)
+            return await through.handle_async_request(request)  # by name: see the docstring
         # A copy for the connection: the client's request (and so `response.url`) keeps the name.
         extensions = dict(request.extensions)
         if url.scheme == "https":
@@ -142,7 +170,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             self._ssl_context = httpx.create_ssl_context()
         return httpx.AsyncHTTPTransport(limits=self._limits, verify=self._ssl_context)
 
+    def _proxy_transport(self, proxy: str) -> httpx.AsyncBaseTransport:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        return httpx.AsyncHTTPTransport(limits=self._limits, verify=self._ssl_context, proxy=proxy)
+
     async def aclose(self) -> None:
-        transports, self._transports = list(self._transports.values()), {}
+        transports = [*self._transports.values(), *self._proxies.values()]
+        self._transports, self._proxies = {}, {}
         for transport in transports:
             await transport.aclose()

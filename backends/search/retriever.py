@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from backends.search.local_index import LocalIndex
 from backends.search.types import SearchOutcome
@@ -75,6 +77,20 @@ class Retriever:
             local.warnings = [*outcome.warnings, "searched the local index instead"]
             return local
         return outcome
+
+    def page_passages(self, query: str, url: str, k: int) -> SearchOutcome:
+        """The best `k` passages of the page at `url` (found by an earlier search) for `query`:
+        a question about one feature is usually answered across one manual page, more of it
+        than a whole-corpus ranking ever reaches."""
+        if urlsplit(url).scheme == "file":
+            path = Path(url2pathname(urlsplit(url).path))
+            if self.scope and not any(path.is_relative_to(root.resolve()) for root in self.scope):
+                return SearchOutcome(backend="local")
+            passages = self.index.search(query, k, scope=[path], per_document=k)
+            return SearchOutcome(passages=passages, backend="local")
+        if self.web is None:
+            return SearchOutcome()
+        return self.web.page_passages(query, url, k)
 
     def preflight(self, question: str) -> list[str]:
         """Check that searching can work at all; returns warnings worth showing before the run.

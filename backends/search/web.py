@@ -77,6 +77,7 @@ class WebSearch:
 
     `fetch_timeout_s` is the total time one page may take (redirects and retries included);
     `allow_loopback` lets pages on 127.0.0.1 / ::1 be fetched (never private addresses);
+    `trust_env` sends page fetches through HTTPS_PROXY etc. (see fetch.py);
     `cache_path` is the SQLite file for the page cache (None: pages are remembered for this
     object's life only); `embedder` turns on hybrid BM25 + embedding ranking;
     `max_per_domain` caps results per site (None: no cap); `resolver` and `sleep` are seams for
@@ -101,6 +102,7 @@ class WebSearch:
         max_retry_wait_s: float = 10.0,
         respect_robots: bool = True,
         allow_loopback: bool = False,
+        trust_env: bool = True,
         cache_path: Path | str | None = None,
         cache_ttl_s: float = DEFAULT_TTL_S,
         embedder: Embedder | None = None,
@@ -126,6 +128,7 @@ class WebSearch:
             retry_backoff_s=retry_backoff_s,
             max_retry_wait_s=max_retry_wait_s,
             allow_loopback=allow_loopback,
+            trust_env=trust_env,
         )
         self.cache = PageCache(cache_path, cache_ttl_s) if cache_path is not None else None
         self._resolver = resolver
@@ -152,6 +155,28 @@ class WebSearch:
                 continue
             candidates.extend(_page_candidates(page, result))
         outcome.passages = _best_passages(query, candidates, k, self.embedder)
+        return outcome
+
+    def page_passages(self, query: str, url: str, k: int) -> SearchOutcome:
+        """The best `k` passages of one page for `query`, for a run that reads a page closely.
+
+        The fetcher read the page for an earlier search, so it answers from its memo (or the
+        page cache) without another request."""
+        outcome = SearchOutcome(backend="web")
+        fetcher, loop = self._started()
+        (page,) = loop.run(fetcher.read_many([url]))
+        if isinstance(page, SkippedSource):
+            outcome.skipped.append(page)
+            return outcome
+        candidates = _page_candidates(page, _SearchResult(url, page.title, ""))
+        ranked = rank_passages(
+            query, [(c.title, c.text) for c in candidates], embedder=self.embedder
+        )
+        outcome.passages = [
+            Passage(c.url, c.title, c.text, hit.score, "web", c.published, c.language)
+            for hit in ranked[:k]
+            for c in [candidates[hit.index]]
+        ]
         return outcome
 
     def close(self) -> None:

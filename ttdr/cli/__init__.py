@@ -4,7 +4,8 @@
     index.py     ttdr index ...         models.py   ttdr models ...
     prompts.py   ttdr prompts ...       eval.py     ttdr eval
     bench.py     ttdr bench ...         train.py    ttdr train a2d ...
-    ui.py        ttdr ui
+    ui.py        ttdr ui                serve.py    ttdr serve
+    config.py    ttdr config show|init
 
 Commands reach the agent, the engine and the store only through `ttdr.api`, and import it
 when they run, so `ttdr --help` starts without loading them.
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from ttdr import __version__
 from ttdr.cli.bench import bench_app
+from ttdr.cli.config import config_app
 from ttdr.cli.console import fail
 from ttdr.cli.eval import eval_command
 from ttdr.cli.history import history_app
@@ -29,8 +31,10 @@ from ttdr.cli.index import index_app
 from ttdr.cli.models import models_app
 from ttdr.cli.prompts import prompts_app
 from ttdr.cli.research import research
+from ttdr.cli.serve import serve
 from ttdr.cli.train import train_app
 from ttdr.cli.ui import ui
+from ttdr.config import ConfigFileError, setting_origins
 from ttdr.errors import TtdrError
 
 __all__ = ["app", "main"]
@@ -38,7 +42,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     help="ttdr: deep research by test-time diffusion, on a local diffusion language model.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     pretty_exceptions_enable=False,
 )
 app.command()(research)
@@ -48,8 +52,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(prompts_app, name="prompts")
 app.command("eval")(eval_command)
 app.command()(ui)
+app.command()(serve)
 app.add_typer(bench_app, name="bench")
 app.add_typer(train_app, name="train")
+app.add_typer(config_app, name="config")
 
 
 def _version(value: bool) -> None:
@@ -71,20 +77,31 @@ INTERRUPTED = 130
 
 
 def setting_error(exc: ValidationError) -> str:
-    """`TTDR_SEARCH='gopher': Input should be 'web', 'local' or 'auto'`, for each bad field:
-    settings and a run's config share their field names with the TTDR_* variables."""
-    problems = []
+    """`TTDR_SEARCH='gopher': Input should be 'web', 'local' or 'auto'`, or `/x/ttdr.toml:
+    search = 'gopher': ...` for a value from a config file, for each bad field: settings and a
+    run's config share their field names with the TTDR_* variables and the files' keys."""
+    try:
+        origins = setting_origins()
+    except ConfigFileError:
+        origins = {}
+    problems, in_file = [], False
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
-        problems.append(f"TTDR_{field.upper()}={error.get('input')!r}: {error['msg']}")
-    return (
-        "; ".join(problems) + " (fix or unset the variable, or pass the option on the command line)"
-    )
+        origin = origins.get(field, "default")
+        if origin.startswith("TTDR_") or origin == "default":
+            problems.append(f"TTDR_{field.upper()}={error.get('input')!r}: {error['msg']}")
+        else:
+            in_file = True
+            problems.append(f"{origin}: {field} = {error.get('input')!r}: {error['msg']}")
+    fix = "fix the file" if in_file else "fix or unset the variable"
+    return "; ".join(problems) + f" ({fix}, or pass the option on the command line)"
 
 
 def main() -> None:
     try:
         app()
+    except ConfigFileError as exc:  # a config file that is not TOML or names no setting
+        raise SystemExit(fail(str(exc), 2).exit_code) from None
     except TtdrError as exc:  # one no command caught, e.g. an unusable history database
         raise SystemExit(fail(str(exc), 1).exit_code) from None
     except ValidationError as exc:  # a TTDR_* value (or a setting derived from it) is invalid

@@ -1,5 +1,6 @@
 """What every command shares: stderr for messages, one-line errors with exit codes, tables,
-and stdout for what a command prints as its result.
+and stdout for what a command prints as its result: a table on a terminal, tab-separated
+lines when piped, JSON with `--json`.
 
 Everything printed that came from documents, a model or the history goes through
 `ttdr.terminal` (`shown` where rich parses markup, `printable` for plain text), so a page
@@ -8,13 +9,17 @@ cannot retitle, clear or rewrite the user's terminal.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ttdr.config import ConfigFileError, Settings, env_var
 from ttdr.errors import (
     DocsPathError,
     InvalidQuestionError,
@@ -33,7 +38,9 @@ INPUT_ERRORS = (
     RunNotFoundError,
     RunNotResumableError,
     OutputPathError,
+    ConfigFileError,
 )
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -51,11 +58,45 @@ def guarded(action: Callable[[], None]) -> None:
         raise fail(str(exc), 1) from None
 
 
-def print_table(table: Table) -> None:
-    """Tables fit the terminal; piped output gets room so ids and paths are never cut.
-    Cells holding stored or document text must be passed through `shown` by the caller."""
+def print_rows(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A table that fits the terminal; when piped, a header line and one tab-separated line per
+    row, so `cut`, `grep` and `sort` see whole values, never a box or a cut cell. Cells are raw
+    text: escape sequences (and, when piped, tabs and line breaks) are removed here."""
     console = Console()
-    (console if console.is_terminal else Console(width=240)).print(table)
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*(shown(str(cell)) for cell in row))
+        console.print(table)
+        return
+    lines = ["\t".join(columns), *("\t".join(map(_plain_cell, row)) for row in rows)]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def _plain_cell(value: object) -> str:
+    return " ".join(printable(str(value)).split())
+
+
+# Controls that JSON leaves raw (it escapes only U+0000-U+001F): DEL, the C1 controls and the
+# bidirectional overrides, written as \uXXXX escapes so the text is kept but never acted on.
+_RAW_IN_JSON = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def print_json(data: Any) -> None:
+    """`data` as JSON on stdout (dates and paths as strings), safe to print on a terminal."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(_RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+def setting_help(text: str, name: str) -> str:
+    """An option's help with the setting behind it: `Denoising steps. [default: 3;
+    TTDR_ITERATIONS]`. The default shown is the built-in one (a config file or the variable
+    may change it: `ttdr config show`). The option itself has no default and no envvar, so an
+    unset flag leaves the Settings object, the one reader of variables and files, in charge."""
+    default = Settings.model_fields[name].get_default(call_default_factory=True)
+    if isinstance(default, bool):
+        default = str(default).lower()  # as TOML and the variables write it
+    return f"{text} \\[default: {'unset' if default is None else default}; {env_var(name)}]"
 
 
 def print_text(text: str) -> None:

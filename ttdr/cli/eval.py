@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ttdr.cli.console import err, guarded, print_text
+from ttdr.cli.console import err, guarded, print_text, setting_help
 from ttdr.cli.output import check_output_folder, write_output
 from ttdr.cli.research import ablations
 from ttdr.config import Settings
@@ -26,15 +26,36 @@ def eval_command(
     compare_with: Annotated[
         Path | None, typer.Option("--compare", help="An earlier eval.json to judge against.")
     ] = None,
-    iterations: Annotated[int | None, typer.Option("--iterations", "-n", min=0)] = None,
-    search: Annotated[SearchMode | None, typer.Option()] = None,
-    docs: Annotated[list[Path] | None, typer.Option()] = None,
-    model: Annotated[str | None, typer.Option()] = None,
-    judge_model: Annotated[
-        str | None, typer.Option(help="A separate judge (self-evolution and --compare).")
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            "--iterations", "-n", min=0, help=setting_help("Denoising steps per run.", "iterations")
+        ),
     ] = None,
-    no_denoise: Annotated[bool, typer.Option(help="Ablation: no draft revision.")] = False,
-    no_evolve: Annotated[bool, typer.Option(help="Ablation: no self-evolution.")] = False,
+    search: Annotated[
+        SearchMode | None,
+        typer.Option(help=setting_help("web, local, or auto (web, local if offline).", "search")),
+    ] = None,
+    docs: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folder or file to index and search in every run; repeatable."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help=setting_help("Model name or checkpoint folder.", "model"))
+    ] = None,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(
+            help=setting_help("A separate judge (self-evolution and --compare).", "judge_model")
+        ),
+    ] = None,
+    denoise: Annotated[
+        bool,
+        typer.Option("--denoise/--no-denoise", help="Draft revision (off: the ablation)."),
+    ] = True,
+    evolve: Annotated[
+        bool, typer.Option("--evolve/--no-evolve", help="Self-evolution (off: the ablation).")
+    ] = True,
 ) -> None:
     """Research each question; write a table of timings, sources and citation quality."""
     from ttdr.api import Researcher, eval_markdown, run_eval
@@ -42,7 +63,7 @@ def eval_command(
     settings = Settings()
     overrides = {"iterations": iterations, "search": search, "docs": docs or [], "model": model}
     overrides["judge_model"] = judge_model
-    overrides |= ablations(no_denoise, no_evolve)
+    overrides |= ablations(denoise=denoise, evolve=evolve)
 
     def run() -> None:
         check_output_folder(out)  # before the research: a bad folder costs no runs

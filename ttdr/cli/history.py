@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ttdr.cli.console import err, fail, guarded, print_table, print_text
+from ttdr.cli.console import JsonOption, err, fail, guarded, print_json, print_rows, print_text
 from ttdr.cli.output import check_output, write_output
 from ttdr.config import Settings
 from ttdr.models import RunStatus
@@ -27,34 +26,45 @@ def _researcher():
 def history_list(
     status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 30,
+    as_json: JsonOption = False,
 ) -> None:
     """List saved runs, newest first."""
-    runs = _researcher().history(limit=limit, status=status)
-    if not runs:
-        err.print('No runs yet. Start one with: ttdr research "your question"')
+    researcher = _researcher()
+    runs = researcher.history(limit=limit, status=status)
+    if as_json:
+        print_json([run.model_dump(mode="json") for run in runs])
         return
-    table = Table("id", "status", "started (UTC)", "drafts", "sources", "question")
-    for run in runs:
-        table.add_row(
-            run.id,
-            run.status.value,
-            f"{run.created_at:%Y-%m-%d %H:%M}",
-            str(run.drafts),
-            str(run.sources),
-            shown(run.question[:70]),
-        )
-    print_table(table)
+    if not runs:
+        if status is not None and researcher.history(limit=1):
+            err.print(f"No {status.value} runs. All runs: ttdr history list")
+        else:
+            err.print('No runs yet. Start one with: ttdr research "your question"')
+        return
+    print_rows(
+        ("id", "status", "started (UTC)", "drafts", "sources", "question"),
+        (
+            (r.id, r.status.value, f"{r.created_at:%Y-%m-%d %H:%M}", r.drafts, r.sources,
+             r.question[:70])
+            for r in runs
+        ),
+    )  # fmt: skip
 
 
 @history_app.command("show")
 def history_show(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run as JSON (as `history export`).")
+    ] = False,
 ) -> None:
     """Show a run: its status, drafts and report (or latest draft)."""
     from ttdr.export import report_markdown
 
     def show() -> None:
         run = _researcher().get_run(run_id)
+        if as_json:
+            print_json(run.model_dump(mode="json"))
+            return
         err.print(
             f"[bold]{run.id}[/] · {run.status.value} · {run.created_at:%Y-%m-%d %H:%M} UTC · "
             f"model {shown(run.model)} · {run.drafts} drafts · {run.sources} sources"

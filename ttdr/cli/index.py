@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from ttdr.cli.console import err, fail, guarded, print_table
+from ttdr.cli.console import JsonOption, err, fail, guarded, print_json, print_rows
 from ttdr.config import Settings
-from ttdr.terminal import shown
+from ttdr.terminal import printable, shown
 
 index_app = typer.Typer(help="The local document index.", no_args_is_help=True)
 
@@ -46,6 +47,9 @@ def index_add(
 def index_search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the passages (whole) as JSON.")
+    ] = False,
 ) -> None:
     """Search the local index and print the best passages."""
 
@@ -54,30 +58,41 @@ def index_search(
         if index.count() == 0:
             raise fail("The local index is empty: add documents with `ttdr index add PATH`.", 1)
         passages = index.search(query, k)
+        if as_json:
+            print_json([dataclasses.asdict(passage) for passage in passages])
+            return
         if not passages:
             err.print("No matching passages.")
         out = Console()
         for rank, passage in enumerate(passages, start=1):
-            out.print(f"[bold]{rank}. {shown(passage.title)}[/] ({passage.score:.2f})")
-            out.print(f"   [dim]{shown(passage.url)}[/]")
-            out.print(f"   {shown(passage.text[:300])}", highlight=False)
+            if out.is_terminal:
+                out.print(f"[bold]{rank}. {shown(passage.title)}[/] ({passage.score:.2f})")
+                out.print(f"   [dim]{shown(passage.url)}[/]")
+                out.print(f"   {shown(passage.text[:300])}", highlight=False)
+            else:  # piped: plain lines, not wrapped at 80 columns
+                title, url = (" ".join(printable(s).split()) for s in (passage.title, passage.url))
+                text = " ".join(printable(passage.text[:300]).split())
+                sys.stdout.write(f"{rank}. {title} ({passage.score:.2f})\n   {url}\n   {text}\n")
 
     guarded(search)
 
 
 @index_app.command("list")
-def index_list() -> None:
+def index_list(as_json: JsonOption = False) -> None:
     """List indexed documents."""
 
     def listing() -> None:
         documents = _index().documents()
+        if as_json:
+            print_json([dataclasses.asdict(doc) for doc in documents])
+            return
         if not documents:
             err.print("The local index is empty: add documents with `ttdr index add PATH`.")
             return
-        table = Table("path", "title", "chars", "passages")
-        for doc in documents:
-            table.add_row(shown(str(doc.path)), shown(doc.title), str(doc.chars), str(doc.passages))
-        print_table(table)
+        print_rows(
+            ("path", "title", "chars", "passages"),
+            ((doc.path, doc.title, doc.chars, doc.passages) for doc in documents),
+        )
 
     guarded(listing)
 

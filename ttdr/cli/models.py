@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ttdr.cli.console import err, guarded, print_table
+from ttdr.cli.console import JsonOption, err, fail, guarded, print_json, print_rows
 from ttdr.config import Settings
-from ttdr.terminal import shown
+from ttdr.errors import ModelUnavailableError
 
 models_app = typer.Typer(help="Models ttdr can use.", invoke_without_command=True)
 
 
 @models_app.callback()
-def models_default(ctx: typer.Context) -> None:
+def models_default(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the models (same as `ttdr models list`); `ttdr models info NAME` for one."""
     if ctx.invoked_subcommand is None:
-        models_list()
+        models_list(as_json)
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(as_json: JsonOption = False) -> None:
     """Model presets, their family and decoding, and whether they are in the cache."""
     from ttdr.api import list_models
 
-    table = Table("name", "family", "decoding", "in cache", "location")
-    for entry in list_models(Settings().model_cache):
+    entries = list_models(Settings().model_cache)
+    if as_json:
+        print_json([dataclasses.asdict(entry) for entry in entries])
+        return
+    rows = []
+    for entry in entries:
         if entry.present:
             where = "yes"
         elif entry.fetched_on_first_use:
@@ -35,22 +39,27 @@ def models_list() -> None:
         else:
             where = "no (place the checkpoint folder there)"
         name = entry.name + (" (default)" if entry.default else "")
-        table.add_row(name, entry.family, entry.decoding, where, shown(str(entry.folder)))
-    print_table(table)
+        rows.append((name, entry.family, entry.decoding, where, entry.folder))
+    print_rows(("name", "family", "decoding", "in cache", "location"), rows)
     err.print("Any local checkpoint folder of these families also works: --model PATH")
 
 
 @models_app.command("info")
 def models_info(
     name: Annotated[str, typer.Argument(help="A preset, a family name or a checkpoint folder.")],
+    as_json: JsonOption = False,
 ) -> None:
     """A model's family and decode defaults: attention, mask id, block size, logit shift."""
     from ttdr.api import model_info
 
     def info() -> None:
-        table = Table("field", "value")
-        for key, value in model_info(name, Settings().model_cache).items():
-            table.add_row(key, shown(value))
-        print_table(table)
+        try:
+            facts = model_info(name, Settings().model_cache)
+        except ModelUnavailableError as exc:  # the name given names no model: bad input
+            raise fail(str(exc), 2) from None
+        if as_json:
+            print_json(facts)
+        else:
+            print_rows(("field", "value"), facts.items())
 
     guarded(info)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ttdr.cli.console import err, fail, guarded, print_table, print_text
+from ttdr.cli.console import err, fail, guarded, print_json, print_rows, print_text
 from ttdr.config import Settings
 from ttdr.terminal import shown
 
@@ -15,23 +14,29 @@ prompts_app = typer.Typer(help="The evolving prompt population.", no_args_is_hel
 
 
 @prompts_app.command("list")
-def prompts_list() -> None:
+def prompts_list(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the versions (with their text) as JSON.")
+    ] = False,
+) -> None:
     """Prompt versions per component: fitness (mean judge score), uses, parent."""
     from ttdr.api import prompt_versions
 
     def listing() -> None:
         versions = prompt_versions(Settings())
+        if as_json:
+            fields = ("id", "component", "fitness", "uses", "parent_id", "note", "text")
+            print_json([{name: getattr(v, name) for name in fields} for v in versions])
+            return
         if not versions:
             err.print("No prompt versions yet: the first research run seeds them.")
             return
-        table = Table("id", "component", "fitness", "uses", "parent", "note")
+        rows = []
         for v in versions:
             fitness = f"{v.fitness:.2f}" if v.fitness is not None else "—"
             parent = str(v.parent_id) if v.parent_id else ""
-            table.add_row(
-                str(v.id), shown(v.component), fitness, str(v.uses), parent, shown(v.note)
-            )
-        print_table(table)
+            rows.append((v.id, v.component, fitness, v.uses, parent, v.note))
+        print_rows(("id", "component", "fitness", "uses", "parent", "note"), rows)
 
     guarded(listing)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from ttdr.cli.console import err, fail, guarded, print_text
+from ttdr.cli.console import err, fail, guarded, print_text, setting_help
 from ttdr.cli.output import check_output, write_output
 from ttdr.config import Settings
-from ttdr.errors import OutputPathError, OutputWriteError, RunStopped
+from ttdr.errors import OutputPathError, OutputWriteError, RemoteServerError, RunStopped
 from ttdr.models import Grounding, Length, SearchMode
 from ttdr.terminal import shown
+
+Backend = Literal["local", "ttdr", "openai"]
 
 
 def research(
@@ -23,29 +25,58 @@ def research(
         str | None, typer.Option("--resume", help="Continue a run that stopped early.")
     ] = None,
     iterations: Annotated[
-        int | None, typer.Option("--iterations", "-n", min=0, max=50, help="Denoising steps.")
+        int | None,
+        typer.Option(
+            "--iterations", "-n", min=0, max=50, help=setting_help("Denoising steps.", "iterations")
+        ),
     ] = None,
     search: Annotated[
-        SearchMode | None, typer.Option(help="web, local, or auto (web, local if offline).")
+        SearchMode | None,
+        typer.Option(help=setting_help("web, local, or auto (web, local if offline).", "search")),
     ] = None,
     docs: Annotated[
         list[Path] | None, typer.Option(help="Folder or file to index and search; repeatable.")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model name or checkpoint folder.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help=setting_help("Model name or checkpoint folder.", "model"))
+    ] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            help="Where the model runs: local, ttdr (a `ttdr serve` at TTDR_BASE_URL) or "
+            "openai (an OpenAI-compatible server there; generation only). Default: "
+            "TTDR_BACKEND, else local."
+        ),
+    ] = None,
     judge_model: Annotated[
-        str | None, typer.Option(help="A separate model to judge self-evolution variants.")
+        str | None,
+        typer.Option(
+            help=setting_help("A separate model to judge self-evolution variants.", "judge_model")
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Report format: md or json.")] = "md",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
-    no_denoise: Annotated[bool, typer.Option(help="Skip draft revision (a baseline).")] = False,
-    no_evolve: Annotated[bool, typer.Option(help="Skip self-evolution (faster).")] = False,
+    denoise: Annotated[
+        bool,
+        typer.Option(
+            "--denoise/--no-denoise", help="Revise the draft with search (off: a baseline)."
+        ),
+    ] = True,
+    evolve: Annotated[
+        bool, typer.Option("--evolve/--no-evolve", help="Self-evolution (off: faster).")
+    ] = True,
     length: Annotated[
-        Length | None, typer.Option(help="Report size: short, medium or long.")
+        Length | None,
+        typer.Option(help=setting_help("Report size: short, medium or long.", "length")),
     ] = None,
     grounding: Annotated[
         Grounding | None,
-        typer.Option(help="strict: drop sentences no source supports; marked: flag them; off."),
+        typer.Option(
+            help=setting_help(
+                "strict: drop sentences no source supports; marked: flag them; off.", "grounding"
+            )
+        ),
     ] = None,
 ) -> None:
     """Research a question and print (or --out) the cited report; the run is saved."""
@@ -59,11 +90,11 @@ def research(
         raise fail('Give a question (ttdr research "...") or --resume RUN_ID.', 2)
     if out is not None:
         guarded(lambda: check_output(out))  # before the run: a bad path costs no research
-    settings = Settings()
+    settings = Settings(**({"backend": backend} if backend else {}))
     config = settings.research_config(
         iterations=iterations, search=search, docs=docs or [], model=model,
         judge_model=judge_model, length=length, grounding=grounding,
-        **ablations(no_denoise, no_evolve),
+        **ablations(denoise=denoise, evolve=evolve),
     )  # fmt: skip
     researcher = Researcher(config, settings=settings)
     run_id: str | None = None
@@ -85,6 +116,13 @@ def research(
                     view.show(event)
             except RunStopped:  # the signal reached the model first: the same interruption
                 raise KeyboardInterrupt(stop.reason) from None
+            except RemoteServerError as exc:  # the run can go on once the server is back
+                if run_id is None:
+                    raise
+                raise RemoteServerError(
+                    f"{exc} Run {run_id} is saved as failed with its drafts; once the server "
+                    f"answers again: ttdr research --resume {run_id}"
+                ) from None
         finished = True
         deliver(export_run(researcher.get_run(run_id), fmt), out, run_id)
 
@@ -130,12 +168,12 @@ def deliver(text: str, out: Path | None, run_id: str) -> None:
     err.print(f"Saved as run [bold]{run_id}[/]: ttdr history show {run_id}")
 
 
-def ablations(no_denoise: bool, no_evolve: bool) -> dict:
+def ablations(*, denoise: bool, evolve: bool) -> dict:
     """Config overrides for the TTD-DR ablations (the baselines `ttdr eval` compares)."""
     overrides: dict = {}
-    if no_denoise:
+    if not denoise:
         overrides["denoise"] = False
-    if no_evolve:
+    if not evolve:
         overrides |= {"evolve": [], "variants": 1, "evolution_rounds": 0}
     return overrides
 

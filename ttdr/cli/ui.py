@@ -16,9 +16,14 @@ import typer
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the UI in the browser once it is serving.")
+    ] = False,
 ) -> None:
-    """Open the research UI (Streamlit) at http://ADDRESS:PORT."""
+    """Serve the research UI (Streamlit) at http://ADDRESS:PORT."""
     command = [sys.executable, "-m", "ui.launch", "--port", str(port), "--address", address]
+    if open_browser:
+        command.append("--open")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, command)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import exists, func, insert, literal, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
 
 from ttdr.models import utc_now
@@ -40,18 +42,39 @@ class PromptStore:
             session.refresh(row)
             return row
 
-    def record(self, prompt_id: int, score: float | None) -> None:
-        """Count a use; a judged use moves the fitness towards its score (a running mean)."""
+    def seed(self, component: str, text: str) -> PromptRow:
+        """The component's first version, added only if it has none: one INSERT … SELECT …
+        WHERE NOT EXISTS, so runs starting together on one history add one seed, not one each
+        (SQLite runs a write statement under its write lock from its first read)."""
+        table = PromptRow.__table__
+        values = {
+            "component": component,
+            "text": text,
+            "uses": 0,
+            "scored": 0,
+            "note": "seed",
+            "created_at": utc_now(),
+        }
+        row = sa_select(*(literal(v, type_=table.c[k].type) for k, v in values.items()))
+        taken = sa_select(table.c.id).where(table.c.component == component)
         with Session(self.engine) as session:
-            row = session.get(PromptRow, prompt_id)
-            if row is None:
-                return
-            row.uses += 1
-            if score is not None:
-                row.scored += 1
-                previous = row.fitness or 0.0
-                row.fitness = previous + (score - previous) / row.scored
-            session.add(row)
+            session.exec(insert(table).from_select(list(values), row.where(~exists(taken))))
+            session.commit()
+            query = select(PromptRow).where(PromptRow.component == component)
+            return session.exec(query.order_by(col(PromptRow.id))).first()
+
+    def record(self, prompt_id: int, score: float | None) -> None:
+        """Count a use; a judged use moves the fitness towards its score (a running mean).
+        One UPDATE over the stored values, so concurrent runs never lose each other's counts."""
+        values: dict = {"uses": PromptRow.uses + 1}
+        if score is not None:
+            previous = func.coalesce(PromptRow.fitness, 0.0)
+            values |= {
+                "scored": PromptRow.scored + 1,
+                "fitness": previous + (score - previous) / (PromptRow.scored + 1),
+            }
+        with Session(self.engine) as session:
+            session.exec(update(PromptRow).where(PromptRow.id == prompt_id).values(**values))
             session.commit()
 
     def remove(self, prompt_id: int) -> None:
