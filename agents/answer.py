@@ -13,15 +13,7 @@ from langgraph.runtime import Runtime
 from agents import prompts
 from agents.attribution import attribute, extractive_answer
 from agents.context import ResearchContext
-from agents.evidence import (
-    candidate_queries,
-    evidence_budget,
-    focus_page,
-    gather,
-    keep_evidence,
-    read_checker,
-    read_closely,
-)
+from agents.evidence import candidate_queries, evidence_budget, keep_evidence, search_step
 from agents.evolve import evolve
 from agents.state import SearchTask
 from agents.text import clean_model_text
@@ -107,8 +99,7 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
     """Gather the task's evidence from question-anchored queries beside the model's."""
     iteration = task["iteration"]
     with ctx.stage(Stage.search, f"Searching: {task['query']}", iteration=iteration):
-        excerpts = read_excerpts(ctx, task)
-        is_read = read_checker(excerpts)
+        excerpts = read_excerpts(ctx, task)  # one line per passage read (older tasks: one)
         candidates = candidate_queries(
             task["question"],
             task["section_title"],
@@ -137,16 +128,15 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
             return reported(ctx.retriever.page_passages(query, url, k))
 
         try:
-            gathered = gather(
-                one_search, candidates, wanted, is_read, budget, depth=ctx.config.search_results
-            )
-            # One line per passage read (the task's openings; older tasks: one per excerpt).
-            counts = {url: max(1, len(text.splitlines())) for url, text in excerpts.items()}
-            page = focus_page(counts, gathered.passages)
-            closer, outcome = (
-                read_closely(page_search, page, task["question"], is_read, gathered.passages)
-                if page
-                else ([], SearchOutcome())
+            step = search_step(
+                one_search,
+                page_search,
+                task["question"],
+                candidates,
+                wanted,
+                excerpts,
+                budget,
+                depth=ctx.config.search_results,
             )
         except RetrievalUnavailableError as exc:
             ctx.emit(
@@ -156,10 +146,10 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
                 iteration=iteration,
             )
             return []
-    for warning in [*gathered.warnings, *outcome.warnings]:
+    for warning in step.warnings:
         ctx.emit(Stage.search, EventKind.warning, warning, iteration=iteration)
-    passages = [*gathered.passages, *closer]
-    closely = f", {len(closer)} of them read closely from {page}" if closer else ""
+    gathered, passages = step.gathered, step.passages
+    closely = f", {len(step.closer)} of them read closely from {step.page}" if step.closer else ""
     queries = [
         QueryFeedback(origin=f.candidate.origin, query=f.candidate.text, feedback=round(f.score, 3))
         for f in gathered.feedback

@@ -238,6 +238,45 @@ def read_closely(
     return extra, outcome
 
 
+@dataclass
+class StepEvidence:
+    """What one search task found: the fused gathering, then the passages read closely from
+    the run's most-read page (`page`)."""
+
+    gathered: Gathered
+    closer: list[Passage]
+    page: str | None
+    warnings: list[str]
+
+    @property
+    def passages(self) -> list[Passage]:
+        return [*self.gathered.passages, *self.closer]
+
+
+def search_step(
+    search: Callable[[str, int, int], SearchOutcome],
+    page_search: Callable[[str, str, int], SearchOutcome],
+    question: str,
+    candidates: list[QueryCandidate],
+    wanted: Iterable[str],
+    read: dict[str, str],
+    budget: int,
+    depth: int = SEARCH_DEPTH,
+) -> StepEvidence:
+    """One search task's evidence: `gather`, then `read_closely` on the page the run (`read`:
+    url → one line per passage read) and this step have read most."""
+    is_read = read_checker(read)
+    gathered = gather(search, candidates, wanted, is_read, budget, depth=depth)
+    counts = {url: max(1, len(text.splitlines())) for url, text in read.items()}
+    page = focus_page(counts, gathered.passages)
+    closer, outcome = (
+        read_closely(page_search, page, question, is_read, gathered.passages)
+        if page
+        else ([], SearchOutcome())
+    )
+    return StepEvidence(gathered, closer, page, [*gathered.warnings, *outcome.warnings])
+
+
 def judge_query(
     candidate: QueryCandidate,
     passages: list[Passage],

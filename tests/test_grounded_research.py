@@ -6,6 +6,7 @@ sections are written from evidence sentences, the judge is checked, and the eval
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from agents.evidence import (
@@ -281,3 +282,45 @@ def test_eval_items_with_facts_and_a_missing_corpus_are_read_or_refused(tmp_path
     assert (read.id, read.split, read.facts[0].page) == ("m-1", "heldout", "p.html")
     with pytest.raises(EvalInputError, match="fetch_corpora"):
         read_questions(bad)
+
+
+def test_retrieval_only_eval_scores_evidence_recall_without_a_model(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpora" / "manual"
+    corpus.mkdir(parents=True)
+    shutil.copy(MANUAL, corpus / MANUAL.name)
+    shutil.copytree(FIXTURES / "corpus", tmp_path / "corpora" / "other")
+    facts = [
+        {"fact": "16 workers", "quote": "the default is 16", "page": MANUAL.name},
+        {"fact": "absent", "quote": "ships with a flux capacitor", "page": MANUAL.name},
+    ]
+    items = [
+        {"id": "m-1", "corpus": "manual", "split": "dev", "facts": facts,
+         "question": "How many workers does the mod_example pool keep ready by default?"},
+        {"id": "o-1", "corpus": "other", "split": "heldout", "question": "Why are there tides?",
+         "facts": [{"fact": "moon", "quote": "flux capacitor", "page": "tides.html"}]},
+    ]  # fmt: skip
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(item) + "\n" for item in items))
+    env = {**os.environ, "TTDR_HOME": str(tmp_path / "home")}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ttdr.cli", "eval", str(questions), "--retrieval-only",
+         "--out", str(tmp_path / "out"), "-n", "2"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "retrieval.json").read_text())
+    rows = {row["id"]: row for row in result["rows"]}
+    assert result["steps"] == 2
+    assert (rows["m-1"]["found"], rows["m-1"]["facts"]) == (1, 2)  # one quote is in no page
+    assert rows["m-1"]["evidence_recall"] == 0.5 and rows["o-1"]["evidence_recall"] == 0.0
+    assert all(row["pages"] >= 1 for row in rows.values())
+    assert result["by_split"] == {
+        "dev": {"questions": 1, "evidence_recall": 0.5},
+        "heldout": {"questions": 1, "evidence_recall": 0.0},
+    }

@@ -26,6 +26,7 @@ BEHIND_THE_DOOR = {
     "ttdr.evaluation",
     "ttdr.fact_recall",
     "ttdr.prompt_population",
+    "ttdr.retrieval_eval",
     "ttdr.training",
 }
 # The core: domain types and protocols every layer may use, and the store behind them.

@@ -48,6 +48,7 @@ from ttdr.models import (
     Stage,
 )
 from ttdr.prompt_population import prompt_components, prompt_versions, reset_prompts
+from ttdr.retrieval_eval import retrieval_recall
 from ttdr.store import Store
 from ttdr.training import a2d_data, a2d_eval, a2d_fit, use_threads
 
@@ -594,6 +595,7 @@ __all__ = [
     "prompt_versions",
     "reset_prompts",
     "retrieval_benchmark",
+    "retrieval_recall",
     "run_eval",
     "runtime_device",
     "use_threads",

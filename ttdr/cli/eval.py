@@ -56,11 +56,33 @@ def eval_command(
     evolve: Annotated[
         bool, typer.Option("--evolve/--no-evolve", help="Self-evolution (off: the ablation).")
     ] = True,
+    retrieval_only: Annotated[
+        bool,
+        typer.Option(
+            "--retrieval-only",
+            help="No model: replay each question's search steps over its corpus and score "
+            "evidence recall (seconds per question); writes retrieval.json.",
+        ),
+    ] = False,
 ) -> None:
     """Research each question; write a table of timings, sources and citation quality."""
-    from ttdr.api import Researcher, eval_markdown, run_eval
+    from ttdr.api import Researcher, eval_markdown, retrieval_recall, run_eval
 
     settings = Settings()
+    if retrieval_only:
+
+        def replay() -> None:
+            check_output_folder(out)
+            steps = iterations if iterations is not None else settings.iterations
+            result = retrieval_recall(questions, settings, steps=steps)
+            text = json.dumps(result, indent=2)
+            print_text(text)
+            out.mkdir(parents=True, exist_ok=True)
+            write_output(out / "retrieval.json", text)
+            err.print(f"Wrote {shown(str(out / 'retrieval.json'))}")
+
+        guarded(replay)
+        return
     overrides = {"iterations": iterations, "search": search, "docs": docs or [], "model": model}
     overrides["judge_model"] = judge_model
     overrides |= ablations(denoise=denoise, evolve=evolve)
