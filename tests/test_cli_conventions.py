@@ -121,7 +121,7 @@ def test_every_option_has_help(command: tuple[str, ...]) -> None:
         (["models", "info", "nope"], {}, "unknown model 'nope'"),
         (["history", "show", "nope"], {}, "no run with id"),
         (["prompts", "show", "nope"], {}, "unknown component"),
-        (["research", "q", "--format", "xml"], {}, "--format must be md or json"),
+        (["research", "q", "--format", "xml"], {}, "--format must be md, json, html, pdf or docx"),
         (["research", "q", "--out", "/no/such/folder/r.md"], {}, "does not exist"),
         (["history", "list"], {"TTDR_SEARCH": "bogus"}, "TTDR_SEARCH='bogus'"),
         (["research", "q"], {"TTDR_ITERATIONS": "99"}, "TTDR_ITERATIONS=99"),

@@ -35,6 +35,8 @@ DOMAIN = {
     "ttdr.errors",
     "ttdr.events",
     "ttdr.export",
+    "ttdr.export_docx",
+    "ttdr.export_pdf",
     "ttdr.liveness",
     "ttdr.models",
     "ttdr.progress",

@@ -98,7 +98,9 @@ def test_start_runs_in_the_background_and_the_run_page_follows_it_to_the_report(
     assert all(s.state == "complete" for s in at.status)
     text = page_text(at)
     assert "## References" in text and "Why the sea has tides" in text
-    assert [b.label for b in at.get("download_button")] == ["Markdown", "HTML page", "JSON"]
+    assert [b.label for b in at.get("download_button")] == [
+        "Markdown", "HTML page", "PDF", "Word", "JSON"
+    ]  # fmt: skip
     slider = at.select_slider(key=f"timeline-{run_id}")
     assert slider.options == [f"R{d.iteration}" for d in run.drafts_list]
     assert slider.value == len(run.drafts_list) - 1  # follows the newest version
@@ -248,7 +250,7 @@ def test_a_failed_run_shows_its_error_with_a_hint_and_keeps_its_drafts(ui_env) -
     assert "Local documents only" in text  # the hint
     assert "Current draft" in [t.label for t in at.tabs]
     assert "spring tides at full moon" in text
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 5  # md, html, pdf, docx, json
     assert not at.button(key="resume").disabled
 
 

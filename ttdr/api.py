@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backends.llm.protocol import Editor, Span
-from ttdr.benchmarks import engine_benchmark, retrieval_benchmark
+from ttdr.benchmarks import engine_benchmark, retrieval_benchmark, serve_benchmark
 from ttdr.catalog import (
     ModelCheck,
     ModelEntry,
@@ -256,7 +256,7 @@ class Researcher:
         then has nothing of its documents to search.
         """
         for path in self.config.docs:
-            report = index.add(path)
+            report = index.add(path, collection=self.config.collection)
             yield (
                 Stage.run,
                 EventKind.progress,
@@ -286,15 +286,18 @@ class Researcher:
         from backends.search import Retriever
 
         messages = []
-        if self.config.docs and self.config.search == "auto":
+        if self.config.collection and self.config.search == "auto":
+            messages.append(f"Searching only the collection {self.config.collection!r}")
+        elif self.config.docs and self.config.search == "auto":
             messages.append(
                 "Searching only the documents given with --docs (use --search web for the web)"
             )
         retriever = Retriever(
             self.config.search,
             index,
-            open_web_search(self.settings, index),
+            open_web_search(self.settings, index, self.config.search),
             scope=self.config.docs,
+            collection=self.config.collection,
         )
         try:
             messages += retriever.preflight(question)
@@ -503,10 +506,23 @@ def open_index(settings: Settings):
     return LocalIndex(settings.db_path, embedder=shared_embedder() if settings.embeddings else None)
 
 
-def open_web_search(settings: Settings, index):
-    from backends.search import WebSearch
+def open_web_search(settings: Settings, index, mode: str = "web"):
+    """The run's web search: DuckDuckGo, or for `mode` searxng the instance at
+    `settings.searxng_url` (a missing or malformed one: `RetrievalUnavailableError`, saying so)."""
+    from backends.search import SearxngEngine, WebSearch
 
+    engine = None
+    if mode == "searxng":
+        engine = SearxngEngine(
+            settings.searxng_url or "",
+            region=settings.region,
+            timelimit=settings.timelimit,
+            trust_env=settings.trust_env,
+        )
     return WebSearch(
+        engine=engine,
+        region=settings.region,
+        timelimit=settings.timelimit,
         fetch_timeout_s=settings.fetch_timeout_s,
         cache_path=settings.db_path,
         cache_ttl_s=settings.page_cache_ttl_s,
@@ -518,7 +534,10 @@ def open_web_search(settings: Settings, index):
 
 def _nothing_indexed(path: Path, skipped: list) -> str:
     if not skipped:
-        return f"No .md, .txt, .html or .pdf file under {path}: nothing was indexed from it."
+        return (
+            f"No document ttdr reads (.md .txt .html .pdf .docx .pptx .xlsx .epub .csv) under "
+            f"{path}: nothing was indexed from it."
+        )
     reasons = list(dict.fromkeys(s.reason for s in skipped))
     more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
     return (
@@ -563,7 +582,7 @@ def validate_docs(paths: list[Path]) -> None:
     if missing:
         raise DocsPathError(
             f"Docs path does not exist: {', '.join(missing)}. Pass an existing folder or file "
-            "(.md, .txt, .html, .pdf)."
+            "(.md .txt .html .pdf .docx .pptx .xlsx .epub .csv)."
         )
 
 
@@ -598,6 +617,7 @@ __all__ = [
     "retrieval_recall",
     "run_eval",
     "runtime_device",
+    "serve_benchmark",
     "use_threads",
     "validate_docs",
     "validate_question",

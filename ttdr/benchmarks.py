@@ -1,11 +1,15 @@
-"""The benchmarks `ttdr bench` prints as JSON: decoding speed on the engine, and fetching,
-extraction and local-index speed. Part of the front door (`ttdr.api` re-exports it); each
-benchmark's code lives with what it measures, in backends/llm/bench.py and
-backends/search/bench.py.
+"""The benchmarks `ttdr bench` prints as JSON: decoding speed on the engine, a served engine
+under concurrent clients, and fetching, extraction and local-index speed. Part of the front
+door (`ttdr.api` re-exports it); each benchmark's code lives with what it measures, in
+backends/llm/bench.py, backends/llm/remote/bench.py and backends/search/bench.py.
 """
 
 from __future__ import annotations
 
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ttdr.config import Settings
@@ -32,6 +36,40 @@ def engine_benchmark(
         device=settings.device,
         dtype=settings.dtype,
     )
+
+
+def serve_benchmark(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    tiny_family: str | None = None,
+    concurrency: Sequence[int] = (1, 4, 16),
+    rounds: int = 2,
+    max_tokens: int = 64,
+    max_batch: int = 8,
+) -> dict[str, Any]:
+    """Throughput and p50/p95 latency of `ttdr serve` at each level of `concurrency`, batching
+    off and on: serving `model` (default: the settings' model), or a tiny random model of
+    `tiny_family` (weights that write text under greedy decoding)."""
+    from backends.llm.remote.bench import run_serve_benchmark
+    from backends.llm.tiny import write_tiny_checkpoint
+
+    with tempfile.TemporaryDirectory() as scratch:
+        name = model or settings.model
+        if tiny_family:
+            name = str(write_tiny_checkpoint(Path(scratch) / tiny_family, tiny_family, seed=5))
+
+        def command(port: int, batching: bool) -> list[str]:
+            return [
+                *(sys.executable, "-m", "ttdr.serve", "--model", name, "--port", str(port)),
+                *("--max-concurrent", str(max(concurrency)), "--max-tokens", str(max_tokens)),
+                *("--batch" if batching else "--no-batch", "--max-batch", str(max_batch)),
+            ]
+
+        report = run_serve_benchmark(
+            command, concurrency=concurrency, rounds=rounds, max_tokens=max_tokens
+        )
+    return {**report, "max_batch": max_batch}
 
 
 def retrieval_benchmark(pages: int = 200, local_docs: int = 1000) -> dict[str, Any]:

@@ -115,7 +115,20 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Weights' dtype; auto picks bfloat16 where the hardware has it."
     )
-    search: SearchMode = Field("auto", description="web, local, or auto (web, local if offline).")
+    search: SearchMode = Field(
+        "auto", description="web, local, auto (web, local if offline), or searxng."
+    )
+    searxng_url: str | None = Field(
+        None, description="A SearXNG instance for --search searxng, e.g. http://localhost:8888."
+    )
+    region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}-[a-z]{2}$",
+        description="Web search region as DuckDuckGo names them (de-de, uk-en; wt-wt: none).",
+    )
+    timelimit: Literal["d", "w", "m", "y"] | None = Field(
+        None, description="Only web results from the last day, week, month or year."
+    )
     iterations: int = Field(3, description="Denoising steps after the first draft (at most).")
     section_tokens: int = Field(160, description="Tokens per section write.")
     search_results: int = Field(12, description="Search hits asked of each query a step runs.")

@@ -62,3 +62,8 @@ class OutputPathError(TtdrError):
 class OutputWriteError(TtdrError):
     """Writing an output file failed part-way (a full disk, an I/O error); a file that was
     there before is left as it was."""
+
+
+class ExportFormatError(OutputPathError):
+    """An export format ttdr cannot write, or a binary one (PDF, DOCX) bound for a terminal;
+    a usage error like a bad `--out`, refused before any work starts."""

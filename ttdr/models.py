@@ -6,6 +6,7 @@ progress events) speaks the same vocabulary and validates it in one place.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -15,11 +16,24 @@ from pydantic import BaseModel, Field, field_validator
 
 from ttdr.events import EventPayload, read_payload
 
-SearchMode = Literal["web", "local", "auto"]
+# searxng: the web, with its links from the SearXNG instance at TTDR_SEARXNG_URL.
+SearchMode = Literal["web", "local", "auto", "searxng"]
 Length = Literal["short", "medium", "long"]
 Grounding = Literal["strict", "marked", "off"]
+# A document collection's name (backends/search/local_index.py): safe in a path and a shell.
+COLLECTION_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 # The model a run uses unless told otherwise (a preset in backends/llm/registry.py).
 DEFAULT_MODEL = "smollm2-135m"
+
+
+def check_collection_name(name: str) -> str:
+    """`name` if it can name a collection, else a `ValueError` saying what can."""
+    if not re.fullmatch(COLLECTION_NAME, name or ""):
+        raise ValueError(
+            f"{name!r} cannot name a collection: use letters, digits, '.', '_' and '-' (at most "
+            "64, starting with a letter or digit), e.g. tides-2024"
+        )
+    return name
 
 
 def utc_now() -> datetime:
@@ -59,8 +73,15 @@ class ResearchConfig(BaseModel):
     """Everything that shapes one research run; stored with the run so it can be reproduced."""
 
     iterations: int = Field(3, ge=0, le=50, description="Denoising steps after the first draft.")
-    search: SearchMode = Field("auto", description="web, local index, or web with local fallback.")
+    search: SearchMode = Field(
+        "auto", description="web, local index, web with local fallback, or web through SearXNG."
+    )
     docs: list[Path] = Field(default_factory=list, description="Folders/files to index first.")
+    collection: str | None = Field(
+        None,
+        pattern=f"^{COLLECTION_NAME}$",
+        description="The document collection the run searches (its --docs are filed in it).",
+    )
     model: str = Field(DEFAULT_MODEL, description="Registry name or local checkpoint folder.")
     max_sections: int = Field(4, ge=1, le=12, description="Upper bound on planned sections.")
     section_tokens: int = Field(160, ge=8, le=4096, description="Tokens per section write.")

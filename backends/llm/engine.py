@@ -125,21 +125,62 @@ class DiffusionEngine:
         seed: int | None = None,
         stop: threading.Event | None = None,
     ) -> list[Generation]:
-        fitted = [
-            fit_to_context(self.encode_chat(messages), max_new_tokens, self.info.context_length)
-            for messages in conversations
-        ]
-        prompts = [prompt for prompt, _, _ in fitted]
-        budget = min(new for _, new, _ in fitted)
-        outputs, stats = self.generate_ids(
-            prompts, budget, self.policy.with_(temperature=temperature), seed=seed, cancel=stop
+        """One reply per conversation, the one `generate` gives it alone (up to padding's
+        rounding): rows share forward passes, and each keeps its own reply budget."""
+        policy = self.policy.with_(temperature=temperature)
+        rows = self._generate_fitted(
+            [self.encode_chat(messages) for messages in conversations],
+            max_new_tokens,
+            policy,
+            seed=seed,
+            stop=stop,
         )
-        generations = []
-        for out, (prompt, _, trimmed) in zip(outputs, fitted, strict=True):
-            generation_stats = self._stats(stats, len(out), len(prompt))
-            generation_stats.trimmed_prompt_tokens = trimmed
-            generations.append(Generation(self._decode(out), generation_stats))
-        return generations
+        return [Generation(self._decode(reply), stats) for reply, stats in rows]
+
+    def continue_batch(
+        self, documents: Sequence[str], max_new_tokens: int, *, stop: threading.Event | None = None
+    ) -> list[Edit]:
+        """Each raw document continued, as `infill` with one span at its end fills it: rows
+        share forward passes where the model reads left to right (a continuation there is
+        plain generation); a bidirectional model fills its trailing span in place, one
+        document at a time."""
+        end = [Span(len(d), len(d), max_new_tokens) for d in documents]
+        if self.facts.attention == "bidirectional":
+            return [self.infill(d, [s], stop=stop) for d, s in zip(documents, end, strict=True)]
+        rows = self._generate_fitted(
+            [self._encode(d) for d in documents], max(max_new_tokens, 1), self.policy, stop=stop
+        )
+        edits = []
+        for document, span, (reply, stats) in zip(documents, end, rows, strict=True):
+            text = self._decode(reply)
+            edits.append(Edit(_splice(document, [span], [text]), [text], stats))
+        return edits
+
+    def _generate_fitted(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        policy: DecodePolicy,
+        *,
+        seed: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[tuple[list[int], GenerationStats]]:
+        """Reply ids and stats per prompt, each fitted to the context; prompts whose fitted
+        budgets agree share one batch (a canvas has one budget, and a prompt cut to fit must
+        not shorten its neighbours' replies)."""
+        fitted = [fit_to_context(p, max_new_tokens, self.info.context_length) for p in prompts]
+        rows: list[tuple[list[int], GenerationStats]] = [([], GenerationStats())] * len(fitted)
+        for budget in sorted({new for _, new, _ in fitted}, reverse=True):
+            chosen = [i for i, (_, new, _) in enumerate(fitted) if new == budget]
+            outputs, stats = self.generate_ids(
+                [fitted[i][0] for i in chosen], budget, policy, seed=seed, cancel=stop
+            )
+            for i, out in zip(chosen, outputs, strict=True):
+                prompt, _, trimmed = fitted[i]
+                row_stats = self._stats(stats, len(out), len(prompt))
+                row_stats.trimmed_prompt_tokens = trimmed
+                rows[i] = (out, row_stats)
+        return rows
 
     def stream(
         self,

@@ -15,12 +15,16 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
+from backends.search.office import OFFICE_SUFFIXES, OfficeReadError, office_to_markdown
+
 if TYPE_CHECKING:
     from pypdf import PdfReader
 
-DocumentKind = Literal["html", "pdf", "text", "markdown"]
+DocumentKind = Literal["html", "pdf", "text", "markdown", "office"]
 
-SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf"})
+SUPPORTED_SUFFIXES = frozenset(
+    {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", *OFFICE_SUFFIXES}
+)
 MAX_PDF_PAGES = 50
 # Decoded drawing commands read from one PDF. A text page holds some 10-50 kB of them; pypdf
 # parses about 0.2 MB a second, and a few kB of deflated commands can inflate to megabytes.
@@ -36,6 +40,7 @@ _SUFFIX_KINDS: dict[str, DocumentKind] = {
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
+    **dict.fromkeys(OFFICE_SUFFIXES, "office"),
 }
 _CONTENT_TYPE_KINDS: dict[str, DocumentKind] = {
     "text/html": "html",
@@ -45,6 +50,18 @@ _CONTENT_TYPE_KINDS: dict[str, DocumentKind] = {
     "text/plain": "text",
     "text/markdown": "markdown",
     "text/x-markdown": "markdown",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "office",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "office",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "office",
+    "application/epub+zip": "office",
+    "text/csv": "office",
+}
+_OFFICE_MEDIA_SUFFIXES = {
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/epub+zip": ".epub",
+    "text/csv": ".csv",
 }
 # Content types that say "not a document" even when the suffix is missing or misleading.
 _NON_TEXT_PREFIXES = ("image/", "audio/", "video/", "font/")
@@ -88,7 +105,8 @@ def media_type(content_type: str | None) -> str:
 def extract_document(
     data: bytes, *, content_type: str | None = None, name: str = "", url: str | None = None
 ) -> ExtractedDocument:
-    """Read `data` as HTML, PDF, markdown or plain text.
+    """Read `data` as HTML, PDF, markdown, plain text, or (office.py) DOCX, PPTX, XLSX, EPUB
+    and CSV.
 
     `name` is a file name or URL path, used for the suffix and as the title of last resort;
     `url` lets trafilatura resolve links and read metadata. Raises `ExtractionError`.
@@ -103,6 +121,8 @@ def extract_document(
         if mime.startswith(_NON_TEXT_PREFIXES):
             raise ExtractionError(f"not text ({mime})")
         kind = _sniff_kind(data)
+    if kind == "office":  # zip archives: NUL bytes are expected
+        return _extract_office(data, mime, name, _title_from_name(name or url or ""))
     if kind != "pdf" and _looks_binary(data):
         raise ExtractionError("binary content")
 
@@ -186,6 +206,18 @@ def _extract_html(html: str, url: str | None, fallback_title: str) -> ExtractedD
         published,
         _language_code(language),
     )
+
+
+def _extract_office(data: bytes, mime: str, name: str, fallback_title: str) -> ExtractedDocument:
+    suffix = _suffix(name) if _suffix(name) in OFFICE_SUFFIXES else _OFFICE_MEDIA_SUFFIXES[mime]
+    try:
+        markdown, title = office_to_markdown(data, suffix)
+    except OfficeReadError as error:
+        raise ExtractionError(str(error)) from error
+    document = _extract_markdown(markdown, fallback_title)
+    if not document.text.strip():
+        raise ExtractionError(f"no text in {OFFICE_SUFFIXES[suffix]}")
+    return ExtractedDocument(title or document.title, document.text)
 
 
 def _extract_pdf(data: bytes, fallback_title: str) -> ExtractedDocument:

@@ -5,6 +5,11 @@ Adding is incremental by content hash: re-adding a folder re-reads every file bu
 only those whose bytes changed. One connection per call keeps it safe to use from the agent's
 parallel search branches.
 
+Documents can be filed in named collections (`add(path, collection=...)`): a document is indexed
+once and may belong to several, and a search given a collection sees only its documents, so a
+run scoped to one never answers from another's. Indexes made before collections existed gain
+the empty `index_collections` table on open and keep working as they were.
+
 With an `embedder`, every passage also gets a vector (float32 BLOB in `index_vectors`; this
 Python's SQLite cannot load sqlite-vec), and search fuses the BM25 ranking with the cosine
 ranking by reciprocal rank, as web passages are ranked. Passages indexed while embeddings were
@@ -44,6 +49,7 @@ from backends.search.passages import (
 )
 from backends.search.types import Passage, SkippedSource
 from ttdr.errors import DocsPathError, IndexDatabaseError
+from ttdr.models import check_collection_name
 from ttdr.sqlite_failure import classify
 
 if TYPE_CHECKING:
@@ -77,7 +83,15 @@ CREATE TABLE IF NOT EXISTS index_vectors (
 );
 CREATE INDEX IF NOT EXISTS index_vectors_document ON index_vectors (document_id);
 CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS index_collections (
+    name TEXT NOT NULL,
+    document_id INTEGER NOT NULL,
+    PRIMARY KEY (name, document_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS index_collections_document ON index_collections (document_id);
 """
+# 1: documents, passages, vectors; 2: collections. Kept in index_meta as `schema`.
+SCHEMA_VERSION = "2"
 
 
 _P = ParamSpec("_P")
@@ -148,6 +162,14 @@ class IndexedDocument:
     chars: int
     passages: int
     added_at: datetime
+    collections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    documents: int
+    passages: int
 
 
 class LocalIndex:
@@ -178,14 +200,21 @@ class LocalIndex:
                     if statement.strip():
                         db.execute(statement)
                 _expire_old_extractions(db)
+                db.execute(
+                    "INSERT OR REPLACE INTO index_meta (key, value) VALUES ('schema', ?)",
+                    (SCHEMA_VERSION,),
+                )
 
     @_explains_failures
-    def add(self, path: Path | str) -> IndexReport:
-        """Index a file, or every supported file under a folder (hidden ones excluded).
+    def add(self, path: Path | str, *, collection: str | None = None) -> IndexReport:
+        """Index a file, or every supported file under a folder (hidden ones excluded), and
+        file each one (new, updated or unchanged) in `collection` when one is named.
 
         Files with an unsupported suffix are ignored inside folders but reported when named
         directly; unreadable files are reported in `skipped` and do not stop the rest.
         """
+        if collection is not None:
+            check_collection_name(collection)
         root = _resolve_existing(path)
         report = IndexReport()
         for file in _document_files(root):
@@ -204,6 +233,8 @@ class LocalIndex:
                 report.skipped.append(SkippedSource(file.as_uri(), f"cannot read ({error})"))
                 continue
             setattr(report, outcome, getattr(report, outcome) + 1)
+            if collection is not None:
+                self._file_in(collection, file)
         if self.embedder is not None:
             self.embed_missing()
         return report
@@ -216,18 +247,20 @@ class LocalIndex:
         *,
         scope: Sequence[Path] = (),
         per_document: int = PASSAGES_PER_DOCUMENT,
+        collection: str | None = None,
     ) -> list[Passage]:
         """The `k` best passages for `query`, at most `per_document` per document, best first.
 
-        `scope` (files or folders) limits the search to documents under them: a run given
-        `--docs A` must not answer from pages indexed for another run over B."""
+        `scope` (files or folders) and `collection` limit the search to documents under them
+        and in it: a run given `--docs A` must not answer from pages indexed for another run
+        over B."""
         match = fts_match_query(query)
         if k <= 0 or (match is None and self.embedder is None):
             return []
         prefixes = [_path_prefix(p) for p in scope]
         if self.embedder is not None:
-            return self._search_hybrid(query, match, k, prefixes, per_document)
-        in_scope, scope_args = _scope_sql(prefixes)
+            return self._search_hybrid(query, match, k, prefixes, per_document, collection)
+        in_scope, scope_args = _scope_sql(prefixes, collection)
         # bm25() only works in the SELECT that MATCHes, so rank per document one level up.
         sql = f"""
             WITH hits AS MATERIALIZED (
@@ -257,6 +290,7 @@ class LocalIndex:
         k: int,
         prefixes: list[str],
         per_document: int,
+        collection: str | None = None,
     ) -> list[Passage]:
         """BM25 and cosine rankings, each `HYBRID_DEPTH` deep, fused by reciprocal rank."""
         import numpy as np
@@ -266,7 +300,7 @@ class LocalIndex:
         assert self.embedder is not None
         query_vector = self.embedder.encode([query])[0]
         with closing(self._connect()) as db:
-            in_scope, scope_args = _scope_sql(prefixes)
+            in_scope, scope_args = _scope_sql(prefixes, collection)
             documents = f"SELECT id FROM index_documents AS d WHERE 1 {in_scope}"
             lexical: list[int] = []
             if match is not None:
@@ -347,24 +381,51 @@ class LocalIndex:
                 )
 
     @_explains_failures
-    def documents(self) -> list[IndexedDocument]:
+    def documents(self, *, collection: str | None = None) -> list[IndexedDocument]:
+        """Every indexed document (or those in `collection`), with the collections of each."""
+        in_scope, args = _scope_sql([], collection)
         with closing(self._connect()) as db:
             rows = db.execute(
-                "SELECT path, title, chars, passages, added_at FROM index_documents ORDER BY path"
+                "SELECT d.path, d.title, d.chars, d.passages, d.added_at, "
+                "(SELECT group_concat(name, char(31)) FROM (SELECT name FROM index_collections "
+                "WHERE document_id = d.id ORDER BY name)) "
+                f"FROM index_documents AS d WHERE 1 {in_scope} ORDER BY d.path",
+                args,
             ).fetchall()
         return [
-            IndexedDocument(Path(p), title, chars, n, datetime.fromisoformat(added))
-            for p, title, chars, n, added in rows
-        ]
+            IndexedDocument(
+                Path(p), title, chars, n, datetime.fromisoformat(added),
+                tuple(names.split("\x1f")) if names else (),
+            )
+            for p, title, chars, n, added, names in rows
+        ]  # fmt: skip
 
     @_explains_failures
-    def remove(self, path: Path | str) -> int:
+    def collections(self) -> list[Collection]:
+        """The collections, by name, with how many documents and passages each holds."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT c.name, count(*), sum(d.passages) FROM index_collections AS c "
+                "JOIN index_documents AS d ON d.id = c.document_id GROUP BY c.name ORDER BY c.name"
+            ).fetchall()
+        return [Collection(name, documents, passages or 0) for name, documents, passages in rows]
+
+    @_explains_failures
+    def remove(self, path: Path | str, *, collection: str | None = None) -> int:
         """Forget a file, or every indexed file under a folder; returns how many were removed.
+        With `collection`, the documents only leave that collection and stay indexed.
 
         The path need not exist any more: removing a deleted file's entry is the common case.
         """
         target = str(Path(path).expanduser().resolve())
         prefix = target.rstrip(os.sep) + os.sep
+        if collection is not None:
+            with closing(self._connect()) as db, db:
+                return db.execute(
+                    "DELETE FROM index_collections WHERE name = ? AND document_id IN (SELECT id "
+                    "FROM index_documents WHERE path = ? OR substr(path, 1, length(?)) = ?)",
+                    (collection, target, prefix, prefix),
+                ).rowcount
         with closing(self._connect()) as db, db:
             ids = [
                 row[0]
@@ -379,10 +440,21 @@ class LocalIndex:
         return len(ids)
 
     @_explains_failures
-    def count(self) -> int:
-        """Number of indexed documents (0 means local search cannot answer anything)."""
+    def count(self, *, collection: str | None = None) -> int:
+        """Number of indexed documents, or of those in `collection` (0 means local search
+        cannot answer anything)."""
+        in_scope, args = _scope_sql([], collection)
         with closing(self._connect()) as db:
-            return int(db.execute("SELECT count(*) FROM index_documents").fetchone()[0])
+            sql = f"SELECT count(*) FROM index_documents AS d WHERE 1 {in_scope}"
+            return int(db.execute(sql, args).fetchone()[0])
+
+    def _file_in(self, collection: str, file: Path) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT OR IGNORE INTO index_collections (name, document_id) "
+                "SELECT ?, id FROM index_documents WHERE path = ?",
+                (collection, str(file)),
+            )
 
     def _add_file(self, file: Path) -> str:
         """Index one file; returns which `IndexReport` counter it belongs to."""
@@ -410,7 +482,14 @@ class LocalIndex:
             ).fetchone()
             if row is not None and row[1] == digest:
                 return "unchanged"
-            if row is not None:
+            kept: list[str] = []
+            if row is not None:  # the new version stays in the old one's collections
+                kept = [
+                    name
+                    for (name,) in db.execute(
+                        "SELECT name FROM index_collections WHERE document_id = ?", (row[0],)
+                    )
+                ]
                 self._delete(db, row[0])
             cursor = db.execute(
                 "INSERT INTO index_documents "
@@ -434,10 +513,15 @@ class LocalIndex:
                     for title, s in zip(titles, spans, strict=True)
                 ),
             )
+            db.executemany(
+                "INSERT INTO index_collections (name, document_id) VALUES (?, ?)",
+                ((name, cursor.lastrowid) for name in kept),
+            )
         return "added" if row is None else "updated"
 
     @staticmethod
     def _delete(db: sqlite3.Connection, document_id: int) -> None:
+        db.execute("DELETE FROM index_collections WHERE document_id = ?", (document_id,))
         db.execute("DELETE FROM index_vectors WHERE document_id = ?", (document_id,))
         db.execute("DELETE FROM index_passages WHERE document_id = ?", (document_id,))
         db.execute("DELETE FROM index_documents WHERE id = ?", (document_id,))
@@ -455,16 +539,21 @@ def _path_prefix(path: Path | str) -> str:
     return str(Path(path).expanduser().resolve())
 
 
-def _scope_sql(prefixes: list[str]) -> tuple[str, list[str]]:
-    """An `AND (...)` clause on `d.path` for documents at or under any of `prefixes`."""
-    if not prefixes:
-        return "", []
-    clauses, args = [], []
-    for prefix in prefixes:
-        folder = prefix.rstrip(os.sep) + os.sep
-        clauses.append("d.path = ? OR substr(d.path, 1, length(?)) = ?")
-        args += [prefix, folder, folder]
-    return "AND (" + " OR ".join(clauses) + ")", args
+def _scope_sql(prefixes: list[str], collection: str | None = None) -> tuple[str, list[str]]:
+    """`AND ...` clauses on `d` for documents at or under any of `prefixes` and, when one is
+    named, in `collection`."""
+    sql, args = "", []
+    if prefixes:
+        clauses = []
+        for prefix in prefixes:
+            folder = prefix.rstrip(os.sep) + os.sep
+            clauses.append("d.path = ? OR substr(d.path, 1, length(?)) = ?")
+            args += [prefix, folder, folder]
+        sql = "AND (" + " OR ".join(clauses) + ")"
+    if collection is not None:
+        sql += " AND d.id IN (SELECT document_id FROM index_collections WHERE name = ?)"
+        args.append(collection)
+    return sql, args
 
 
 def passage_titles(title: str, text: str, spans: list) -> list[str]:

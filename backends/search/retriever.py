@@ -1,5 +1,6 @@
-"""One `search(query, k)` for the agent, whatever the mode: web, local index, or web with a
-visible fallback to the local index (`auto`).
+"""One `search(query, k)` for the agent, whatever the mode: web (DuckDuckGo, or a SearXNG
+instance for `searxng`), local index, or web with a visible fallback to the local index
+(`auto`). A run given documents or a collection searches only those.
 
 Failures that leave nothing to search raise `RetrievalUnavailableError` with a message the CLI
 prints as is; `preflight` raises the same errors before a long run rather than halfway through.
@@ -29,6 +30,7 @@ WEB_RETRY_AFTER_S = 120.0
 _EMPTY_INDEX = (
     "The local index is empty: add documents with `ttdr index add PATH` or pass --docs PATH"
 )
+WEB_MODES = ("web", "searxng")  # modes that search the web and nothing else
 
 
 class Retriever:
@@ -41,14 +43,19 @@ class Retriever:
         web: WebSearch | None = None,
         *,
         scope: Sequence[Path] = (),
+        collection: str | None = None,
     ) -> None:
-        """`scope`: the documents this run was given; local search looks only under them, and
-        `auto` then searches them rather than the web (the user said where to look)."""
-        if mode not in ("web", "local", "auto"):
-            raise ValueError(f"unknown search mode {mode!r}: use web, local or auto")
+        """`scope`: the documents this run was given; `collection`: the named collection it
+        searches (local_index.py). Local search looks only under them, and `auto` then
+        searches them rather than the web (the user said where to look)."""
+        if mode not in ("web", "local", "auto", "searxng"):
+            raise ValueError(f"unknown search mode {mode!r}: use web, local, auto or searxng")
         self.scope = [Path(p) for p in scope]
-        if mode == "auto" and self.scope:
+        self.collection = collection or None
+        if mode == "auto" and (self.scope or self.collection):
             mode = "local"
+        if mode == "searxng" and web is None:
+            raise ValueError("mode searxng needs a WebSearch(engine=SearxngEngine(url))")
         self.mode: SearchMode = mode
         self.index = index
         self.web = web if web is not None or mode == "local" else WebSearch()
@@ -68,7 +75,7 @@ class Retriever:
         try:
             outcome = self._search_web(query, k)
         except WebSearchError as error:
-            if self.mode == "web":
+            if self.mode in WEB_MODES:
                 raise RetrievalUnavailableError(_web_failed(str(error))) from error
             return self._fall_back(query, k, str(error), per_document)
         if self.mode == "auto" and not outcome.passages and self.index.count():
@@ -86,7 +93,9 @@ class Retriever:
             path = Path(url2pathname(urlsplit(url).path))
             if self.scope and not any(path.is_relative_to(root.resolve()) for root in self.scope):
                 return SearchOutcome(backend="local")
-            passages = self.index.search(query, k, scope=[path], per_document=k)
+            passages = self.index.search(
+                query, k, scope=[path], per_document=k, collection=self.collection
+            )
             return SearchOutcome(passages=passages, backend="local")
         if self.web is None:
             return SearchOutcome()
@@ -99,6 +108,8 @@ class Retriever:
         run's first search for the same question does not repeat it.
         """
         if self.mode == "local":
+            if self.collection and not self.index.count(collection=self.collection):
+                raise RetrievalUnavailableError(_empty_collection(self.collection))
             if not self.index.count():
                 raise RetrievalUnavailableError(_EMPTY_INDEX)
             return []
@@ -107,7 +118,7 @@ class Retriever:
         try:
             outcome = self._search_web(question, DEFAULT_K)
         except WebSearchError as error:
-            if self.mode == "web":
+            if self.mode in WEB_MODES:
                 raise RetrievalUnavailableError(_web_failed(str(error))) from error
             raise RetrievalUnavailableError(_nothing_to_search(str(error))) from error
         return list(outcome.warnings)
@@ -134,7 +145,9 @@ class Retriever:
         return _copy(outcome, k)
 
     def _search_local(self, query: str, k: int, per_document: int = 2) -> SearchOutcome:
-        passages = self.index.search(query, k, scope=self.scope, per_document=per_document)
+        passages = self.index.search(
+            query, k, scope=self.scope, per_document=per_document, collection=self.collection
+        )
         return SearchOutcome(passages=passages, backend="local")
 
     def _fall_back(self, query: str, k: int, why: str, per_document: int) -> SearchOutcome:
@@ -152,6 +165,13 @@ def _copy(outcome: SearchOutcome, k: int) -> SearchOutcome:
         passages=outcome.passages[:k],
         skipped=list(outcome.skipped),
         warnings=list(outcome.warnings),
+    )
+
+
+def _empty_collection(name: str) -> str:
+    return (
+        f"The collection {name!r} has no documents: add some with `ttdr index add PATH "
+        f"--collection {name}` (`ttdr index list` shows the collections)."
     )
 
 

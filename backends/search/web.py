@@ -1,6 +1,8 @@
 """Web search: DuckDuckGo (through ddgs) for links, then fetch, extract and rank the pages.
 
-`ddgs_text` is the one seam to the search engines; tests replace it with monkeypatch and serve
+Another engine can supply the links instead (`engine`: a SearXNG instance, searxng.py); the
+pages it finds are read and ranked the same way. ddgs' `region` and `timelimit` pass through.
+`ddgs_text` is the one seam to DuckDuckGo; tests replace it with monkeypatch and serve
 the pages from 127.0.0.1 (with `allow_loopback=True`). Results are de-duplicated by normalised
 URL and capped per site; the pages are read by a `Fetcher` (fetch.py: limits, robots.txt,
 retries, the address guard, the page cache) on one event loop in a background thread, shared
@@ -17,7 +19,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,7 +37,15 @@ from backends.search.urls import normalise_url, site_of
 if TYPE_CHECKING:
     from backends.search.embeddings import Embedder
 
-__all__ = ["DEFAULT_USER_AGENT", "WebSearch", "WebSearchError", "ddgs_text", "normalise_url"]
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "LinkEngine",
+    "SearchRateLimited",
+    "WebSearch",
+    "WebSearchError",
+    "ddgs_text",
+    "normalise_url",
+]
 
 DDGS_TIMEOUT_S = 10
 PASSAGES_PER_PAGE = 2  # so one long page cannot crowd out every other source
@@ -44,15 +54,24 @@ _RATE_LIMIT_SIGNS = ("ratelimit", "rate limit", "429", "too many requests")
 _T = TypeVar("_T")
 
 
-def ddgs_text(query: str, max_results: int) -> list[dict[str, Any]]:
-    """Search results as dicts with `title`, `href` and `body` (the snippet)."""
+def ddgs_text(query: str, max_results: int, **options: str) -> list[dict[str, Any]]:
+    """Search results as dicts with `title`, `href` and `body` (the snippet); `options` are
+    ddgs' own (`region="de-de"`, `timelimit="w"`), passed only when set."""
     from ddgs import DDGS
 
-    return DDGS(timeout=DDGS_TIMEOUT_S).text(query, max_results=max_results)
+    return DDGS(timeout=DDGS_TIMEOUT_S).text(query, max_results=max_results, **options)
 
 
 class WebSearchError(Exception):
     """The search engines could not be asked (offline, blocked, timed out); says why."""
+
+
+class SearchRateLimited(WebSearchError):
+    """An engine asked us to slow down (HTTP 429): worth a retry after a pause."""
+
+
+# Another source of links: (query, max_results) -> results shaped as `ddgs_text`'s.
+LinkEngine = Callable[[str, int], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -80,9 +99,11 @@ class WebSearch:
     `trust_env` sends page fetches through HTTPS_PROXY etc. (see fetch.py);
     `cache_path` is the SQLite file for the page cache (None: pages are remembered for this
     object's life only); `embedder` turns on hybrid BM25 + embedding ranking;
-    `max_per_domain` caps results per site (None: no cap); `resolver` and `sleep` are seams for
-    tests. Call `close()` (or use `with`) to stop the fetch thread early; it also stops when
-    the object is garbage-collected.
+    `max_per_domain` caps results per site (None: no cap); `engine` asks another search
+    engine for the links instead of DuckDuckGo (searxng.py), `region` and `timelimit` are
+    DuckDuckGo's (`de-de`; d, w, m, y); `resolver` and `sleep` are seams for tests. Call
+    `close()` (or use `with`) to stop the fetch thread early; it also stops when the object is
+    garbage-collected.
     """
 
     def __init__(
@@ -106,6 +127,9 @@ class WebSearch:
         cache_path: Path | str | None = None,
         cache_ttl_s: float = DEFAULT_TTL_S,
         embedder: Embedder | None = None,
+        engine: LinkEngine | None = None,
+        region: str | None = None,
+        timelimit: str | None = None,
         resolver: Resolver | None = None,
         sleep: Sleep | None = None,
     ) -> None:
@@ -115,6 +139,10 @@ class WebSearch:
         self.retries = retries
         self.retry_backoff_s = retry_backoff_s
         self.embedder = embedder
+        self.engine = engine
+        self.ddgs_options = {
+            name: value for name, value in (("region", region), ("timelimit", timelimit)) if value
+        }
         self.settings = FetchSettings(
             max_concurrency=max_concurrency,
             per_host_concurrency=per_host_concurrency,
@@ -185,6 +213,9 @@ class WebSearch:
             self._loop = self._fetcher = None
         if loop is not None and fetcher is not None:
             loop.stop(fetcher)
+        close_engine = getattr(self.engine, "close", None)
+        if close_engine is not None:
+            close_engine()
 
     def __enter__(self) -> WebSearch:
         return self
@@ -207,8 +238,16 @@ class WebSearch:
         normalised URL and keep at most `max_per_domain` results per site."""
         for attempt in range(self.retries + 1):
             try:
-                raw = ddgs_text(query, self.results_per_query)
+                if self.engine is not None:
+                    raw = self.engine(query, self.results_per_query)
+                else:
+                    raw = ddgs_text(query, self.results_per_query, **self.ddgs_options)
                 break
+            except SearchRateLimited as error:
+                if attempt < self.retries:
+                    time.sleep(self.retry_backoff_s * 2**attempt * (1 + random.random()))
+                    continue
+                raise WebSearchError(str(error)) from error
             except DDGSException as error:
                 if str(error).strip().lower().startswith("no results found"):
                     return []

@@ -34,6 +34,53 @@ def bench_engine(
     guarded(bench)
 
 
+@bench_app.command("serve")
+def bench_serve(
+    model: Annotated[str | None, typer.Option(help="Preset or checkpoint folder to serve.")] = None,
+    tiny: Annotated[
+        str | None, typer.Option(help="Serve a tiny random model of this family instead.")
+    ] = None,
+    concurrency: Annotated[
+        str, typer.Option(help="Concurrent clients per level, comma-separated.")
+    ] = "1,4,16",
+    rounds: Annotated[int, typer.Option(min=1, help="Requests each client sends per level.")] = 2,
+    tokens: Annotated[int, typer.Option(min=1, help="max_tokens of each request.")] = 64,
+    max_batch: Annotated[int, typer.Option(min=1, help="The server's --max-batch.")] = 8,
+) -> None:
+    """`ttdr serve` under 1, 4 and 16 concurrent clients, batching off and on: generated
+    tokens/s, p50/p95 latency, and each throughput's ratio to one at a time."""
+    from ttdr.api import serve_benchmark
+
+    levels = _levels(concurrency)
+
+    def bench() -> None:
+        report = serve_benchmark(
+            Settings(),
+            model=model,
+            tiny_family=tiny,
+            concurrency=levels,
+            rounds=rounds,
+            max_tokens=tokens,
+            max_batch=max_batch,
+        )
+        typer.echo(json.dumps(report, indent=2))
+
+    guarded(bench)
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1 or max(levels) > 256:
+        raise typer.BadParameter(
+            f"{text!r} is not a list of client counts from 1 to 256, like 1,4,16",
+            param_hint="--concurrency",
+        )
+    return levels
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     pages: Annotated[int, typer.Option(min=10, help="Fixture pages served on loopback.")] = 200,

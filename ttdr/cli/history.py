@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ttdr.cli.console import JsonOption, err, fail, guarded, print_json, print_rows, print_text
-from ttdr.cli.output import check_output, write_output
+from ttdr.cli.console import JsonOption, err, guarded, print_json, print_rows, print_text
+from ttdr.cli.output import (
+    check_output,
+    choose_format,
+    given,
+    rendered,
+    write_output,
+    write_stdout,
+)
 from ttdr.config import Settings
 from ttdr.models import RunStatus
 from ttdr.terminal import printable, shown
@@ -78,24 +85,29 @@ def history_show(
 
 @history_app.command("export")
 def history_export(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
-    fmt: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="md, json, html, pdf or docx; unset, --out's suffix picks it."
+        ),
+    ] = "md",
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
 ) -> None:
-    """Export a run as Markdown, JSON or HTML (a file gets the export exactly as it is)."""
-    from ttdr.export import export_run
-
-    if fmt not in ("md", "json", "html"):
-        raise fail(f"--format must be md, json or html, not {fmt!r}", 2)
+    """Export a run as Markdown, JSON, HTML, PDF or Word (a file gets the export as it is)."""
 
     def export() -> None:
+        chosen = choose_format(given(ctx, "fmt"), out)
         if out is not None:
             check_output(out)
-        text = export_run(_researcher().get_run(run_id), fmt)
+        data, warning = rendered(_researcher().get_run(run_id), chosen)
+        if warning:
+            err.print(f"[yellow]warning:[/] {shown(warning)}")
         if out is None:
-            print_text(text)
+            write_stdout(data)
         else:
-            write_output(out, text)
+            write_output(out, data)
             err.print(f"Exported to {shown(str(out))}")
 
     guarded(export)

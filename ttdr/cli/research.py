@@ -10,16 +10,30 @@ from typing import Annotated, Literal
 import typer
 
 from ttdr.cli.console import err, fail, guarded, print_text, setting_help
-from ttdr.cli.output import check_output, write_output
+from ttdr.cli.output import (
+    check_output,
+    choose_format,
+    given,
+    rendered,
+    write_output,
+    write_stdout,
+)
 from ttdr.config import Settings
-from ttdr.errors import OutputPathError, OutputWriteError, RemoteServerError, RunStopped
-from ttdr.models import Grounding, Length, SearchMode
+from ttdr.errors import (
+    ExportFormatError,
+    OutputPathError,
+    OutputWriteError,
+    RemoteServerError,
+    RunStopped,
+)
+from ttdr.models import Grounding, Length, SearchMode, check_collection_name
 from ttdr.terminal import shown
 
 Backend = Literal["local", "ttdr", "openai"]
 
 
 def research(
+    ctx: typer.Context,
     question: Annotated[str | None, typer.Argument(help="What to research.")] = None,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue a run that stopped early.")
@@ -32,10 +46,21 @@ def research(
     ] = None,
     search: Annotated[
         SearchMode | None,
-        typer.Option(help=setting_help("web, local, or auto (web, local if offline).", "search")),
+        typer.Option(
+            help=setting_help(
+                "web, local, auto (web, local if offline), or searxng (TTDR_SEARXNG_URL).",
+                "search",
+            )
+        ),
     ] = None,
     docs: Annotated[
         list[Path] | None, typer.Option(help="Folder or file to index and search; repeatable.")
+    ] = None,
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            help="Search only this document collection (`ttdr index list`); --docs are filed in it."
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option(help=setting_help("Model name or checkpoint folder.", "model"))
@@ -55,7 +80,13 @@ def research(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report to this file.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Report format: md or json.")] = "md",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Report format: md, json, html, pdf or docx; unset, --out's suffix picks it.",
+        ),
+    ] = "md",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     denoise: Annotated[
         bool,
@@ -81,18 +112,20 @@ def research(
 ) -> None:
     """Research a question and print (or --out) the cited report; the run is saved."""
     from ttdr.api import Researcher
-    from ttdr.export import export_run
     from ttdr.progress import ProgressView
 
-    if fmt not in ("md", "json"):
-        raise fail(f"--format must be md or json, not {fmt!r}", 2)
+    try:
+        chosen = choose_format(given(ctx, "fmt"), out)
+    except ExportFormatError as exc:
+        raise fail(str(exc), 2) from None
     if resume is None and question is None:
         raise fail('Give a question (ttdr research "...") or --resume RUN_ID.', 2)
     if out is not None:
         guarded(lambda: check_output(out))  # before the run: a bad path costs no research
     settings = Settings(**({"backend": backend} if backend else {}))
+    check_search_options(search or settings.search, settings, collection)
     config = settings.research_config(
-        iterations=iterations, search=search, docs=docs or [], model=model,
+        iterations=iterations, search=search, docs=docs or [], model=model, collection=collection,
         judge_model=judge_model, length=length, grounding=grounding,
         **ablations(denoise=denoise, evolve=evolve),
     )  # fmt: skip
@@ -124,7 +157,7 @@ def research(
                     f"answers again: ttdr research --resume {run_id}"
                 ) from None
         finished = True
-        deliver(export_run(researcher.get_run(run_id), fmt), out, run_id)
+        deliver(*rendered(researcher.get_run(run_id), chosen), out, run_id)
 
     try:
         guarded(run)
@@ -149,23 +182,42 @@ def research(
         raise fail(f"{type(exc).__name__}: {exc}.{suffix}", 1) from exc
 
 
-def deliver(text: str, out: Path | None, run_id: str) -> None:
+def deliver(text: str | bytes, warning: str | None, out: Path | None, run_id: str) -> None:
     """The report to `out`, or to stdout; when `out` cannot be written after all (a full disk,
-    the folder gone), to stdout too, saying where the run is kept."""
+    the folder gone), a text report goes to stdout instead, saying where the run is kept."""
+    if warning:
+        err.print(f"[yellow]warning:[/] {shown(warning)}")
     if out is None:
-        print_text(text)
+        write_stdout(text)
     else:
         try:
             write_output(out, text)
         except (OutputPathError, OutputWriteError) as exc:
-            print_text(text)
-            raise fail(
-                f"{exc}. The report is printed on stdout instead, and run {run_id} is saved as "
-                f"done: ttdr history export {run_id} --out FILE",
-                1,
-            ) from None
+            kept = f"run {run_id} is saved as done: ttdr history export {run_id} --out FILE"
+            if isinstance(text, str):
+                print_text(text)
+                raise fail(
+                    f"{exc}. The report is printed on stdout instead, and {kept}", 1
+                ) from None
+            raise fail(f"{exc}. The report is not lost: {kept}", 1) from None
         err.print(f"Report written to {shown(str(out))}")
     err.print(f"Saved as run [bold]{run_id}[/]: ttdr history show {run_id}")
+
+
+def check_search_options(mode: str, settings: Settings, collection: str | None) -> None:
+    """Refuse, before any run is stored, a collection name that cannot be one and
+    `--search searxng` with no instance to ask."""
+    if collection is not None:
+        try:
+            check_collection_name(collection)
+        except ValueError as exc:
+            raise fail(f"--collection {exc}", 2) from None
+    if mode == "searxng" and not (settings.searxng_url or "").strip():
+        raise fail(
+            "--search searxng needs the instance's address: set TTDR_SEARXNG_URL, e.g. "
+            "TTDR_SEARXNG_URL=http://localhost:8888",
+            2,
+        )
 
 
 def ablations(*, denoise: bool, evolve: bool) -> dict:

@@ -44,6 +44,20 @@ def serve(
         int,
         typer.Option(min=1, max=256, help="Requests running or queued at once; more get 429."),
     ] = 8,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch/--no-batch",
+            envvar="TTDR_SERVE_BATCH",
+            show_envvar=True,
+            help="Run greedy chat and completion requests that queue up together as one "
+            "batch (shared forward passes). Off by default: padding may change a greedy "
+            "reply's rounding, so a batched answer can differ from the in-process one.",
+        ),
+    ] = False,
+    max_batch: Annotated[
+        int, typer.Option(min=1, max=256, help="Most requests in one batch (with --batch).")
+    ] = 8,
 ) -> None:
     """Serve the model over HTTP: OpenAI's /v1/chat/completions, /v1/completions and
     /v1/models, plus /v1/ttdr/infill, /v1/ttdr/rewrite and /v1/ttdr/score."""
@@ -57,6 +71,7 @@ def serve(
     command = [sys.executable, "-m", "ttdr.serve", "--host", host, "--port", str(port)]
     command += ["--max-body-bytes", str(max_body_bytes), "--max-tokens", str(max_tokens)]
     command += ["--max-concurrent", str(max_concurrent)]
+    command += ["--batch" if batch else "--no-batch", "--max-batch", str(max_batch)]
     if model:
         command += ["--model", model]
     sys.stdout.flush()

@@ -20,7 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-body-bytes", type=int, default=1_048_576)
     parser.add_argument("--max-tokens", type=int, default=2048)
     parser.add_argument("--max-concurrent", type=int, default=8)
+    parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--max-batch", type=int, default=8)
     args = parser.parse_args(argv)
+    if args.max_batch < 1:
+        print("Error: --max-batch must be at least 1", file=sys.stderr)
+        return 1
 
     from ttdr.api import load_engine
     from ttdr.config import Settings
@@ -46,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
 
     info = engine.info
     auth = "bearer token required" if limits.token else "no token"
+    batching = f"greedy requests batched up to {args.max_batch}" if args.batch else "no batching"
     print(
         f"ttdr serve: {info.name} on {info.device} ({info.decoding}) at "
         f"http://{args.host}:{args.port}/v1 · {auth} · {limits.max_concurrent} concurrent, "
-        f"max {limits.max_tokens} tokens, one engine call at a time",
+        f"max {limits.max_tokens} tokens, one engine call at a time, {batching}",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(create_app(engine, limits), host=args.host, port=args.port, log_level="warning")
+    app = create_app(engine, limits, max_batch=args.max_batch if args.batch else None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -3,6 +3,7 @@
     GET  /v1/models            the one model served, with its ModelInfo and the limits
     POST /v1/chat/completions  `engine.generate` (or `engine.stream` with "stream": true)
     POST /v1/completions       a raw prompt continued: `engine.infill` with one span at its end
+    (with batching on, greedy ones of both share forward passes: batcher.py)
     POST /v1/ttdr/infill       `engine.infill`: a document and its masked spans
     POST /v1/ttdr/rewrite      `engine.rewrite`: a document, one span and an instruction
     POST /v1/ttdr/score        `engine.score`: negative log-likelihood per token
@@ -25,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ttdr.api import Span
+from ttdr.serve.batcher import Batcher
 from ttdr.serve.limits import Guard, ServeLimits
 from ttdr.serve.runner import EngineRunner
 from ttdr.serve.schemas import (
@@ -59,9 +61,11 @@ class RequestRefused(Exception):
         self.status = status
 
 
-def create_app(engine: Any, limits: ServeLimits) -> Guard:
-    """The ASGI app serving `engine`, wrapped in the limits' guard."""
+def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None) -> Guard:
+    """The ASGI app serving `engine`, wrapped in the limits' guard; with `max_batch`, up to
+    that many greedy generation requests that queue up together share one engine call."""
     runner = EngineRunner(engine, limits.max_concurrent)
+    batcher = Batcher(engine, runner, max_batch) if max_batch else None
     info = engine.info
     app = FastAPI(title="ttdr serve", version="1", docs_url=None, redoc_url=None)
 
@@ -111,6 +115,21 @@ def create_app(engine: Any, limits: ServeLimits) -> Guard:
             text=edit.text, replacements=edit.replacements, stats=Stats.of(edit.stats)
         )
 
+    async def generated(messages, tokens: int, body: ChatCompletionRequest):
+        """The reply, and how many requests shared its engine call."""
+        if batcher is not None and body.temperature == 0:
+            return await batcher.chat(messages, tokens)
+        call = engine.generate, messages, tokens
+        return await runner.call(*call, temperature=body.temperature, seed=body.seed), 1
+
+    async def continued(prompt: str, tokens: int):
+        """The prompt's continuation as an `Edit`, and the batch size. Always greedy: the
+        engine's infill takes no sampling settings, so every completion may be batched."""
+        if batcher is not None:
+            return await batcher.complete(prompt, tokens)
+        end = len(prompt)
+        return await runner.call(engine.infill, prompt, [Span(end, end, tokens)]), 1
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -138,9 +157,7 @@ def create_app(engine: Any, limits: ServeLimits) -> Guard:
                 )
             )
             return sse(chat_chunks(info.name, pieces))
-        generation = await runner.call(
-            engine.generate, messages, tokens, temperature=body.temperature, seed=body.seed
-        )
+        generation, batched = await generated(messages, tokens, body)
         stats = generation.stats
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -153,14 +170,13 @@ def create_app(engine: Any, limits: ServeLimits) -> Guard:
                 )
             ],
             usage=Usage.of(stats),
-            ttdr_stats=Stats.of(stats),
+            ttdr_stats=Stats.of(stats, batched),
         )
 
     @app.post("/v1/completions", response_model=None)
     async def complete(body: CompletionRequest) -> Completion | StreamingResponse:
         tokens = budget(body.requested_tokens())
-        end = len(body.prompt)
-        edit = await runner.call(engine.infill, body.prompt, [Span(end, end, tokens)])
+        edit, batched = await continued(body.prompt, tokens)
         completion = Completion(
             id=f"cmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -172,7 +188,7 @@ def create_app(engine: Any, limits: ServeLimits) -> Guard:
                 )
             ],
             usage=Usage.of(edit.stats),
-            ttdr_stats=Stats.of(edit.stats),
+            ttdr_stats=Stats.of(edit.stats, batched),
         )
         if body.stream:  # one chunk: the engine continues a raw prompt in one call
             return sse(completion_chunks(completion))

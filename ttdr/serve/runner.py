@@ -1,9 +1,9 @@
 """One engine, one call at a time.
 
-Requests are served in arrival order through one lock: a forward pass already uses every core
-(or the whole GPU), so two calls at once only slow each other down, and every answer is the
-one the same call gives in-process. Batching concurrent requests into shared forward passes
-is not done here (see the README); `max_concurrent` bounds how many wait.
+Every engine call goes through one lock: a forward pass already uses every core (or the whole
+GPU), so two calls at once only slow each other down, and every answer is the one the same
+call gives in-process. Sharing forward passes between concurrent requests is the batcher's
+job (batcher.py), under this same lock; `max_concurrent` bounds how many wait.
 
 Calls run in worker threads so the event loop keeps accepting (and refusing) requests while
 the engine works.
@@ -26,18 +26,18 @@ _END = object()
 class EngineRunner:
     def __init__(self, engine: Any, max_concurrent: int) -> None:
         self.engine = engine
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         # Every admitted request may wait in a thread of its own for the lock.
-        self._threads = CapacityLimiter(max_concurrent + 1)
+        self.threads = CapacityLimiter(max_concurrent + 1)
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`method(*args, **kwargs)` on a worker thread, once the engine is free."""
 
         def locked() -> T:
-            with self._lock:
+            with self.lock:
                 return method(*args, **kwargs)
 
-        return await anyio.to_thread.run_sync(locked, limiter=self._threads)
+        return await anyio.to_thread.run_sync(locked, limiter=self.threads)
 
     async def stream(self, pieces: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
         """The pieces of `pieces()` as the engine makes them; the engine is held until it
@@ -48,7 +48,7 @@ class EngineRunner:
 
         def produce() -> None:
             try:
-                with self._lock:
+                with self.lock:
                     for piece in pieces():
                         if gone.is_set():
                             break
@@ -57,7 +57,7 @@ class EngineRunner:
             except BaseException as exc:  # handed to the request, which reports it
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
 
-        worker = asyncio.ensure_future(anyio.to_thread.run_sync(produce, limiter=self._threads))
+        worker = asyncio.ensure_future(anyio.to_thread.run_sync(produce, limiter=self.threads))
         try:
             while (piece := await queue.get()) is not _END:
                 if isinstance(piece, BaseException):

@@ -77,7 +77,9 @@ class ScoreRequest(_Request):
 
 
 class Stats(BaseModel):
-    """The engine's account of one call (`GenerationStats`), with its two rates."""
+    """The engine's account of one call (`GenerationStats`), with its two rates. A batched
+    request's forward passes and seconds are those of the call it shared with `batched - 1`
+    others (so its tokens per forward count its own tokens only)."""
 
     tokens: int
     prompt_tokens: int
@@ -87,10 +89,12 @@ class Stats(BaseModel):
     trimmed_prompt_tokens: int = 0
     tokens_per_forward: float = 0.0
     tokens_per_second: float = 0.0
+    batched: int = 1  # requests that shared this call's forward passes (1: it ran alone)
 
     @classmethod
-    def of(cls, stats: Any) -> Stats:
+    def of(cls, stats: Any, batched: int = 1) -> Stats:
         return cls(
+            batched=batched,
             tokens=stats.tokens,
             prompt_tokens=stats.prompt_tokens,
             forward_passes=stats.forward_passes,

@@ -15,6 +15,7 @@ from ui.navigation import open_run
 from ui.panels.research_settings import more_settings
 from ui.reader import reader
 from ui.safe_markdown import escape_markdown
+from ui.uploads import UPLOAD_TYPES, save_uploads, upload_collection
 from ui.worker import start_research
 
 OTHER_FOLDER = "Another checkpoint folder…"
@@ -25,6 +26,8 @@ SEARCH_MODES = {
 }
 
 settings = Settings()
+if settings.searxng_url or settings.search == "searxng":
+    SEARCH_MODES["searxng"] = f"SearXNG at {settings.searxng_url or '(TTDR_SEARXNG_URL unset)'}"
 st.title("New research")
 if not reader().history(limit=1):
     st.info(
@@ -90,10 +93,27 @@ with right:
         "Documents to index first",
         key="docs",
         placeholder="/path/to/folder\n/path/to/paper.pdf",
-        help="Folders or files (.md .txt .html .pdf), one per line; unchanged files are skipped.",
+        help="Folders or files (.md .txt .html .pdf .docx .pptx .xlsx .epub .csv), one per line; "
+        "unchanged files are skipped.",
+    )
+    uploads = st.file_uploader(
+        "Upload documents",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
+        key="uploads",
+        help="Indexed into a collection of this run's own, which the run then searches alone.",
+    )
+    collection_name = st.text_input(
+        "Collection",
+        key="collection",
+        placeholder="uploads get a collection of their own",
+        help="Search only this document collection (`ttdr index list --collections`); the "
+        "uploads and the documents above are filed in it.",
     )
 docs = [Path(line.strip()).expanduser() for line in docs_text.splitlines() if line.strip()]
-if search == "local" and not docs and open_index(settings).count() == 0:
+if (uploads or collection_name.strip()) and search != "local":
+    st.caption("With documents in a collection, the run searches that collection only.")
+elif search == "local" and not docs and open_index(settings).count() == 0:
     st.warning(
         "Local search needs documents and the index is empty: add a folder above, or index "
         "some with `ttdr index add PATH`."
@@ -109,17 +129,25 @@ overrides, settings_runnable = more_settings(settings)
 runnable = check is not None and check.runnable and settings_runnable
 if st.button("Start research", type="primary", key="start", disabled=not runnable):
     try:
+        collection = (
+            upload_collection(uploads, collection_name)
+            if uploads or collection_name.strip()
+            else None
+        )
+        if uploads:
+            docs += save_uploads(uploads, settings.home, collection)
         config = settings.research_config(
             model=model,
             search=search,
             docs=docs,
+            collection=collection,
             iterations=int(iterations),
             **overrides,
         )
         cleaned = validate_question(question)
         validate_docs(config.docs)
         run_id = start_research(cleaned, config, settings)
-    except (TtdrError, ValidationError) as exc:
+    except (TtdrError, ValidationError, ValueError) as exc:  # ValueError: a collection's name
         st.error(str(exc))
     else:
         open_run(run_id)

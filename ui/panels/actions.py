@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from ttdr.errors import TtdrError
-from ttdr.export import export_run
+from ttdr.export import BINARY_FORMATS, MEDIA_TYPES, export_bytes, export_run
 from ttdr.models import RunDetail, RunStatus
 from ui import icons, worker
 from ui.navigation import HISTORY, open_run
 from ui.reader import reader
 from ui.safe_markdown import escape_markdown
 
-DOWNLOADS = {"md": "text/markdown", "html": "text/html", "json": "application/json"}
-LABELS = {"md": "Markdown", "html": "HTML page", "json": "JSON"}
+LABELS = {"md": "Markdown", "html": "HTML page", "pdf": "PDF", "docx": "Word", "json": "JSON"}
+DOWNLOADS = {fmt: MEDIA_TYPES[fmt] for fmt in LABELS}
 
 
 def render_stop(run: RunDetail) -> None:
@@ -51,11 +53,13 @@ def render_resume(run: RunDetail) -> None:
 
 
 def render_downloads(run: RunDetail) -> None:
+    """One button per export format. PDF and Word are laid out only when clicked (a deferred
+    download), so a page that reruns every second while a run is live does not redo them."""
     for fmt, mime in DOWNLOADS.items():
         st.download_button(
             LABELS[fmt],
             icon=icons.DOWNLOAD,
-            data=export_run(run, fmt),
+            data=partial(export_bytes, run, fmt) if fmt in BINARY_FORMATS else export_run(run, fmt),
             file_name=f"ttdr-{run.id}.{fmt}",
             mime=mime,
             key=f"download-{fmt}",
