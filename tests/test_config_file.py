@@ -156,7 +156,7 @@ def test_config_init_writes_a_commented_file_that_changes_nothing(user: User) ->
     text = user.user_file.read_text()
     assert tomllib.loads(text) == {}  # every line is a comment
     assert "# iterations = 3" in text and "(TTDR_ITERATIONS)" in text
-    assert "One of: web, local, auto." in text
+    assert "One of: web, local, auto, searxng." in text
     assert user.settings() == defaults
 
 
@@ -207,7 +207,10 @@ def test_a_file_that_is_not_toml_is_one_line_naming_it(user: User, command: list
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ('search = "gopher"\n', "search = 'gopher': Input should be 'web', 'local' or 'auto'"),
+        (
+            'search = "gopher"\n',
+            "search = 'gopher': Input should be 'web', 'local', 'auto' or 'searxng'",
+        ),
         ('iterations = "many"\n', "iterations = 'many'"),
         ("iterations = 99\n", "iterations = 99: Input should be less than or equal to 50"),
         ("dtype = 16\n", "dtype = 16"),
