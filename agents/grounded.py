@@ -54,6 +54,9 @@ class EvidenceSentence:
 
 
 LABEL = re.compile(r"^([^\s:][^:]{0,60}?):\s")
+# A book's navigation, not content: "Chapter 4. Sharing development: Table of Contents".
+NAVIGATION = re.compile(r"\btable of contents\b", re.IGNORECASE)
+INNER_STOP = re.compile(r"(?<=\w)\.\s+")
 
 
 def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence]:
@@ -79,9 +82,12 @@ def evidence_sentences(evidence: list[tuple[int, str]]) -> list[EvidenceSentence
                 if not MIN_WORDS - 2 <= len(words) <= MAX_WORDS:
                     continue
                 if len(words) < FRAGMENT_WORDS and heading and not sentence.startswith(heading):
-                    sentence = f"{heading}: {sentence}"
+                    # "Chapter 4. Sharing" as a prefix would read as two sentences.
+                    sentence = f"{INNER_STOP.sub(' ', heading)}: {sentence}"
                 if len(content_words(sentence)) < 3 or sentence.endswith(":"):
                     continue  # too little to say, or the lead-in of a list or example
+                if NAVIGATION.search(sentence):
+                    continue
                 key = " ".join(sorted(content_words(sentence)))
                 if key in seen:
                     continue

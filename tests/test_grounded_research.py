@@ -20,6 +20,7 @@ from agents.evidence import (
 )
 from agents.grounded import evidence_sentences, grounded_section, on_topic
 from agents.plan import outline_title
+from agents.text import split_sentences
 from backends.search.extract import extract_document
 from backends.search.local_index import LocalIndex
 from backends.search.passages import split_passages
@@ -220,6 +221,20 @@ def test_a_summary_keeps_the_model_sentences_that_answer_and_drops_true_but_unre
     assert "125" in kept
     assert "test-lint" not in kept
     assert on_topic("", candidates, question, room=2) == ""
+
+
+def test_navigation_is_not_evidence_and_a_numbered_heading_does_not_split_its_fragment() -> None:
+    passage = (
+        "# Chapter 4. Sharing development with others\n\nTable of Contents\n\n"
+        "# Chapter 5. Rewriting history\n\nRebase moves commits elsewhere.\n\n"
+        "A refspec maps remote refs to local refs for fetch and push."
+    )
+
+    texts = [s.text for s in evidence_sentences([(1, passage)])]
+
+    assert not any("Table of Contents" in t for t in texts)
+    assert "Chapter 5 Rewriting history: Rebase moves commits elsewhere." in texts
+    assert all(len(split_sentences(t)) == 1 for t in texts)  # each reads as one cited sentence
 
 
 def test_outline_titles_come_from_headings() -> None:
