@@ -18,6 +18,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
 from ttdr.errors import HistoryDatabaseError
 
 BUSY_TIMEOUT_S = 30.0
@@ -153,8 +155,27 @@ def migrate(path: Path) -> int:
     """Bring the history at `path` to `SCHEMA_VERSION`; return the version it was at.
 
     Raises sqlite3 errors as they come (the caller explains them) and `HistoryDatabaseError`
-    for a history written by a newer ttdr, which this one must not touch.
+    for a history written by a newer ttdr, which this one must not touch. A lock conflict is
+    tried again for up to `BUSY_TIMEOUT_S`: SQLite answers some of them (switching a fresh file
+    to WAL while another process does the same) at once with SQLITE_BUSY instead of waiting,
+    and one of six processes opening a fresh home at once was seen to fail that way.
     """
+    retrying = Retrying(
+        retry=retry_if_exception(_locked),
+        stop=stop_after_delay(BUSY_TIMEOUT_S),
+        wait=wait_random(0.02, 0.25),
+        reraise=True,
+    )
+    return retrying(_migrate_once, path)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def _migrate_once(path: Path) -> int:
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
