@@ -99,7 +99,8 @@ def search(ctx: ResearchContext, task: SearchTask) -> list[Passage]:
     """Gather the task's evidence from question-anchored queries beside the model's."""
     iteration = task["iteration"]
     with ctx.stage(Stage.search, f"Searching: {task['query']}", iteration=iteration):
-        excerpts = read_excerpts(ctx, task)  # one line per passage read (older tasks: one)
+        # url → one line per passage read (tasks of older checkpoints: the excerpt, roughly)
+        excerpts = read_excerpts(ctx, task)
         candidates = candidate_queries(
             task["question"],
             task["section_title"],
