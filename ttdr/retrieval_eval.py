@@ -38,12 +38,12 @@ def retrieval_recall(questions_file: Path, settings: Settings, steps: int = 3) -
 
     items = read_questions(questions_file)
     index = open_index(settings)
+    folders = [corpus_folder(questions_file, item) for item in items]
+    for folder in dict.fromkeys(f for f in folders if f):
+        index.add(folder)  # once per corpus: adding reads and hashes every file
     rows = []
-    for item in items:
-        folder = corpus_folder(questions_file, item)
+    for item, folder in zip(items, folders, strict=True):
         scope = [folder] if folder else []
-        if folder:
-            index.add(folder)
         retriever = Retriever("local", index, scope=scope)
         read: dict[str, str] = {}
         passages = []
