@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -249,6 +251,7 @@ class Stub:
     def __init__(self, script: list[str]) -> None:
         self.script = script
         self.requests = 0
+        self.hung_up = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -265,6 +268,10 @@ class Stub:
                 if step == "slow":
                     time.sleep(0.6)
                     step = "ok"
+                if step == "watch":  # never answers; notes when the client hangs up
+                    if self._client_hung_up(timeout=10):
+                        stub.hung_up.set()
+                    return
                 status, body = {
                     "500": (500, json.dumps({"error": {"message": "boom"}})),
                     "429": (429, json.dumps({"error": {"message": "slow down"}})),
@@ -279,6 +286,14 @@ class Stub:
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError):  # a client gave up on a slow answer
                     self.wfile.write(body.encode())
+
+            def _client_hung_up(self, timeout: float) -> bool:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    readable, _, _ = select.select([self.connection], [], [], 0.05)
+                    if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return True
+                return False
 
             def log_message(self, *args) -> None:
                 pass
@@ -360,6 +375,18 @@ def test_a_stop_ends_a_call_in_flight(stub) -> None:
     with pytest.raises(RunStopped):
         client(server.url).post("/v1/chat/completions", {}, dict, stop=stop)
     assert time.monotonic() - started < 0.45
+
+
+def test_a_stop_hangs_up_so_the_server_can_stop_the_call_too(stub) -> None:
+    """`ttdr serve` stops a call whose client went away (tests/test_serve_client_gone.py):
+    the client must really close its connection, not just stop waiting for the answer."""
+    server = stub("watch")
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with pytest.raises(RunStopped):
+        client(server.url).post("/v1/chat/completions", {}, dict, stop=stop)
+    assert server.hung_up.wait(10), "the connection stayed open after the stop"
+    assert server.requests == 1  # a stop is not retried
 
 
 def test_a_server_that_is_down_is_one_error_naming_it() -> None:

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ttdr.api import Span
 from ttdr.serve.batcher import Batcher
 from ttdr.serve.limits import Guard, ServeLimits
-from ttdr.serve.runner import EngineRunner
+from ttdr.serve.runner import ClientGone, EngineRunner
 from ttdr.serve.schemas import (
     AssistantMessage,
     ChatChoice,
@@ -75,6 +75,11 @@ def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None
             error_body(str(exc), "invalid_request_error", str(exc.status)), exc.status
         )
 
+    @app.exception_handler(ClientGone)
+    async def gone(_: Request, exc: ClientGone) -> JSONResponse:
+        # Nobody reads it: 499 (nginx's "client closed request") only names it in the log.
+        return JSONResponse(error_body("the client went away", "client_closed", "499"), 499)
+
     @app.exception_handler(Exception)
     async def failed(_: Request, exc: Exception) -> JSONResponse:
         # Starlette re-raises it after this answer, so uvicorn logs the traceback; the client
@@ -106,33 +111,35 @@ def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None
             out.append(Span(span.start, span.end, span.length))
         return out
 
-    async def edited(method, *args) -> EditResponse:
+    async def edited(request: Request, method, *args) -> EditResponse:
         try:
-            edit = await runner.call(method, *args)
+            edit = await runner.call(method, *args, gone=request.is_disconnected)
         except ValueError as exc:  # the engine's own check: overlapping spans
             raise RequestRefused(400, str(exc)) from exc
         return EditResponse(
             text=edit.text, replacements=edit.replacements, stats=Stats.of(edit.stats)
         )
 
-    async def generated(messages, tokens: int, body: ChatCompletionRequest):
+    async def generated(request: Request, messages, tokens: int, body: ChatCompletionRequest):
         """The reply, and how many requests shared its engine call."""
         if batcher is not None and body.temperature == 0:
             return await batcher.chat(messages, tokens)
         call = engine.generate, messages, tokens
-        return await runner.call(*call, temperature=body.temperature, seed=body.seed), 1
+        options = {"temperature": body.temperature, "seed": body.seed}
+        return await runner.call(*call, gone=request.is_disconnected, **options), 1
 
-    async def continued(prompt: str, tokens: int):
+    async def continued(request: Request, prompt: str, tokens: int):
         """The prompt's continuation as an `Edit`, and the batch size. Always greedy: the
         engine's infill takes no sampling settings, so every completion may be batched."""
         if batcher is not None:
             return await batcher.complete(prompt, tokens)
         end = len(prompt)
-        return await runner.call(engine.infill, prompt, [Span(end, end, tokens)]), 1
+        at_end = [Span(end, end, tokens)]
+        return await runner.call(engine.infill, prompt, at_end, gone=request.is_disconnected), 1
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, str | int]:
+        return {"status": "ok", "calls_cut_short": runner.cut_short}
 
     @app.get("/v1/models")
     async def models() -> ModelList:
@@ -147,7 +154,9 @@ def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None
         return ModelList(data=[ModelCard(id=info.name, created=STARTED, ttdr=facts)])
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat(body: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
+    async def chat(
+        body: ChatCompletionRequest, request: Request
+    ) -> ChatCompletion | StreamingResponse:
         messages = [{"role": m.role, "content": m.text()} for m in body.messages]
         tokens = budget(body.requested_tokens())
         if body.stream:
@@ -157,7 +166,7 @@ def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None
                 )
             )
             return sse(chat_chunks(info.name, pieces))
-        generation, batched = await generated(messages, tokens, body)
+        generation, batched = await generated(request, messages, tokens, body)
         stats = generation.stats
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -174,9 +183,9 @@ def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None
         )
 
     @app.post("/v1/completions", response_model=None)
-    async def complete(body: CompletionRequest) -> Completion | StreamingResponse:
+    async def complete(body: CompletionRequest, request: Request) -> Completion | StreamingResponse:
         tokens = budget(body.requested_tokens())
-        edit, batched = await continued(body.prompt, tokens)
+        edit, batched = await continued(request, body.prompt, tokens)
         completion = Completion(
             id=f"cmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -195,13 +204,14 @@ def create_app(engine: Any, limits: ServeLimits, *, max_batch: int | None = None
         return completion
 
     @app.post("/v1/ttdr/infill")
-    async def infill(body: InfillRequest) -> EditResponse:
-        return await edited(engine.infill, body.document, spans(body.spans, body.document))
+    async def infill(body: InfillRequest, request: Request) -> EditResponse:
+        document = body.document
+        return await edited(request, engine.infill, document, spans(body.spans, document))
 
     @app.post("/v1/ttdr/rewrite")
-    async def rewrite(body: RewriteRequest) -> EditResponse:
+    async def rewrite(body: RewriteRequest, request: Request) -> EditResponse:
         (span,) = spans([body.span], body.document)
-        return await edited(engine.rewrite, body.document, span, body.instruction)
+        return await edited(request, engine.rewrite, body.document, span, body.instruction)
 
     @app.post("/v1/ttdr/score")
     async def score(body: ScoreRequest) -> ScoreResponse:

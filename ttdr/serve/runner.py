@@ -6,14 +6,17 @@ call gives in-process. Sharing forward passes between concurrent requests is the
 job (batcher.py), under this same lock; `max_concurrent` bounds how many wait.
 
 Calls run in worker threads so the event loop keeps accepting (and refusing) requests while
-the engine works.
+the engine works. A client that goes away (a run stopped with Ctrl-C, a timeout) stops its call
+at the engine's next forward pass, through the same stop event a local run's stop sets: the
+engine is not kept busy for an answer nobody reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -21,6 +24,12 @@ from anyio import CapacityLimiter
 
 T = TypeVar("T")
 _END = object()
+GONE_POLL_S = 0.1  # how often a call in flight asks whether its client is still there
+log = logging.getLogger("ttdr.serve")
+
+
+class ClientGone(Exception):
+    """The client of a call went away before its answer; nothing is sent back."""
 
 
 class EngineRunner:
@@ -29,15 +38,43 @@ class EngineRunner:
         self.lock = threading.Lock()
         # Every admitted request may wait in a thread of its own for the lock.
         self.threads = CapacityLimiter(max_concurrent + 1)
+        self.cut_short = 0  # calls stopped because their client went away (GET /health)
 
-    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`method(*args, **kwargs)` on a worker thread, once the engine is free."""
+    async def call(
+        self,
+        method: Callable[..., T],
+        *args: Any,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """`method(*args, **kwargs)` on a worker thread, once the engine is free.
+
+        With `gone` (the request's `is_disconnected`), `method` also gets a `stop` event that
+        is set once the client has gone, and the call then raises `ClientGone`.
+        """
+        stop = threading.Event()
+        if gone is not None:
+            kwargs["stop"] = stop
 
         def locked() -> T:
             with self.lock:
+                if stop.is_set():  # gone while it waited for the engine
+                    raise ClientGone
                 return method(*args, **kwargs)
 
-        return await anyio.to_thread.run_sync(locked, limiter=self.threads)
+        work = asyncio.ensure_future(anyio.to_thread.run_sync(locked, limiter=self.threads))
+        while gone is not None and not work.done():
+            await asyncio.wait({work}, timeout=GONE_POLL_S)
+            if not work.done() and not stop.is_set() and await gone():
+                log.info("client went away: its call stops at the next forward pass")
+                self.cut_short += 1
+                stop.set()
+        try:
+            return await work
+        except Exception as exc:
+            if stop.is_set():  # the engine's RunStopped, or anything a cut-short call raised
+                raise ClientGone from exc
+            raise
 
     async def stream(self, pieces: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
         """The pieces of `pieces()` as the engine makes them; the engine is held until it

@@ -10,11 +10,12 @@ request over the server's limits) is final at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -89,17 +90,33 @@ class RemoteClient:
         self._http.close()
 
     def _send(self, method, path, body, stop) -> httpx.Response:
-        """The request; with a `stop` event, sent from a worker thread so that a stop ends
-        the wait within `STOP_POLL_S` (the server finishes the abandoned call on its own)."""
+        """The request; with a `stop` event, one that hangs up within `STOP_POLL_S` of a stop.
+
+        Hanging up is what tells the server (`ttdr serve` stops the call at its next forward
+        pass): an abandoned blocking request would keep its connection, and the server its
+        engine, until the answer came. A blocking socket read cannot be cut short from
+        another thread, so the call runs on an asyncio loop of its own in a worker thread,
+        where cancelling the request closes its connection.
+        """
         if stop is None:
             return self._http.request(method, path, json=body)
-        future = self._waiters.submit(self._http.request, method, path, json=body)
-        while True:
-            try:
-                return future.result(timeout=STOP_POLL_S)
-            except FutureTimeout:
-                if stop.is_set():
-                    raise RunStopped("the run was stopped") from None
+        call = self._until_stopped(method, path, body, stop)
+        return self._waiters.submit(asyncio.run, call).result()
+
+    async def _until_stopped(self, method, path, body, stop: threading.Event) -> httpx.Response:
+        http = httpx.AsyncClient(
+            base_url=self.endpoint.root, headers=self._http.headers, timeout=self._http.timeout
+        )
+        async with http:
+            request = asyncio.ensure_future(http.request(method, path, json=body))
+            while not request.done():
+                await asyncio.wait({request}, timeout=STOP_POLL_S)
+                if not request.done() and stop.is_set():
+                    request.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await request
+                    raise RunStopped("the run was stopped")
+            return request.result()
 
     def _call(self, method, path, body, parse, stop) -> Any:
         url = f"{self.endpoint.root}{path}"
