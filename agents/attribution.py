@@ -21,7 +21,8 @@ MIN_CONTENT_WORDS = 3
 
 
 def content_words(text: str) -> set[str]:
-    words = re.findall(r"[a-z0-9][a-z0-9\-]+", MARKER.sub(" ", text.lower()))
+    # Letters of any alphabet: "Größe" is one word, not "gr" and "e".
+    words = re.findall(r"[^\W_](?:[^\W_]|-)+", MARKER.sub(" ", text.lower()))
     return {_stem(w) for w in words if len(w) > 3 and w not in STOPWORDS}
 
 

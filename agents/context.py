@@ -18,10 +18,12 @@ from agents.forms import Form
 from agents.forms import fill as fill_form
 from agents.judge import Verdict
 from agents.prompt_book import SEEDS, ChosenPrompt
+from agents.prompts import in_language
 from backends.llm.protocol import ChatMessage, Editor, GenerationStats, Generator
 from backends.search.retriever import Retriever
 from ttdr.errors import RunStopped
 from ttdr.events import EventPayload, payload_data
+from ttdr.language import output_language
 from ttdr.models import EventKind, ResearchConfig, RunEvent, RunStats, Stage
 from ttdr.recording import RunRecorder
 
@@ -101,6 +103,8 @@ class ResearchContext:
     ) -> str:
         """Generate text for a stage and account its cost to that stage; judging goes to the
         judge model when the run has one."""
+        if stage is not Stage.judge:  # the judge's reply has a fixed (English) form
+            messages = in_language(messages, output_language(self.config.language))
         generation = self.model_for(stage).generate(
             messages,
             max_new_tokens or self.config.section_tokens,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from agents.attribution import content_words
+from agents.language import QUESTION_WORDS as OTHER_QUESTION_WORDS
 from agents.state import Evidence
 from backends.search.types import Passage, SearchOutcome
 
@@ -72,7 +73,7 @@ def key_terms(text: str) -> list[str]:
     """The words a passage about `text` must contain, identifiers (options, names with
     punctuation or inner capitals) first, in order of appearance, without repeats."""
     identifiers = [m.group(0).strip(".:/[]") for m in IDENTIFIER.finditer(text)]
-    words = [w for w in re.findall(r"[A-Za-z0-9][\w'-]*", text) if _is_content(w)]
+    words = [w for w in re.findall(r"[^\W_][\w'-]*", text) if _is_content(w)]
     seen: dict[str, None] = {}
     for term in [*identifiers, *words]:
         if len(term) > 1 and term.lower() not in {s.lower() for s in seen}:
@@ -82,7 +83,9 @@ def key_terms(text: str) -> list[str]:
 
 def _is_content(word: str) -> bool:
     lower = word.lower()
-    return len(lower) > 2 and lower not in QUESTION_WORDS and bool(content_words(lower))
+    if lower in QUESTION_WORDS or lower in OTHER_QUESTION_WORDS:
+        return False
+    return len(lower) > 2 and bool(content_words(lower))
 
 
 def evidence_budget(question: str, base: int = BASE_BUDGET) -> int:

@@ -11,6 +11,7 @@ from agents.attribution import content_words
 from agents.context import ResearchContext
 from agents.evidence import QueryCandidate, judge_query, keep_evidence, key_terms
 from agents.evolve import Candidate, evolve
+from agents.language import fallback_note, phrases, settle_language, written_in
 from agents.state import Evidence, ResearchState
 from agents.text import clean_model_text
 from backends.search.types import Passage
@@ -26,19 +27,17 @@ GENERIC_HEADINGS = frozenset(
     "description synopsis options overview summary introduction details discussion notes "  # noqa: SIM905
     "examples example usage configuration name see also variables commands".split()
 )
-FALLBACK_OUTLINE = (
-    ("Background and definitions", "What background and definitions does a reader need for: {q}"),
-    ("How it works", "What are the mechanisms or methods behind: {q}"),
-    ("Evidence and comparisons", "What evidence and comparisons bear on: {q}"),
-    ("Limitations and open questions", "What limitations and open questions remain for: {q}"),
-)
+FALLBACK_OUTLINE = phrases("en").outline  # each language's: agents/language.py
 
 
 def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
     ctx = runtime.context
     question = state["question"]
     count = ctx.config.max_sections
+    language = settle_language(ctx, question)
     with ctx.stage(Stage.plan, "Planning the report"):
+        if note := fallback_note(ctx.config.language):
+            ctx.emit(Stage.plan, EventKind.warning, note)
         prompt = ctx.prompt("plan").format(question=question, count=count)
 
         def write(temperature: float, seed: int) -> str:
@@ -52,14 +51,13 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
             return "\n".join(c.text for c in ranked)
 
         def signal(text: str) -> float:
-            parsed = parse_plan(text, question, count)
+            parsed = parse_plan(text, question, count, language)
             return plan_feedback(ctx, question, parsed) if parsed else 0.0
 
         evolved = evolve(ctx, "plan", question, write, merge=merge, signal=signal)
-        outline = headings_plan(ctx, question, count)
-        model_plan = better_plan(
-            ctx, question, parse_plan(evolved.text, question, count), infilled_plan(ctx, question)
-        )
+        outline = headings_plan(ctx, question, count, language)
+        written = parse_plan(evolved.text, question, count, language)
+        model_plan = better_plan(ctx, question, written, infilled_plan(ctx, question, language))
         plan, how = choose_plan(ctx, question, model_plan, outline)
         if how != "model":
             ctx.emit(Stage.plan, EventKind.warning, how, raw=evolved.text[:500])
@@ -77,7 +75,7 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
 Outline = tuple[Plan, list[list[Passage]]]
 
 
-def infilled_plan(ctx: ResearchContext, question: str) -> Plan | None:
+def infilled_plan(ctx: ResearchContext, question: str, language: str = "en") -> Plan | None:
     """The plan as a form whose titles and key questions alone are generated (by infilling),
     each validated; None when the model cannot infill or fewer than two sections pass."""
     editor = ctx.editor_for(Stage.plan)
@@ -86,7 +84,7 @@ def infilled_plan(ctx: ResearchContext, question: str) -> Plan | None:
     count = ctx.config.max_sections
     values = ctx.fill(Stage.plan, editor, forms.plan_form(question, count))
     entries = forms.plan_entries(values, count)
-    plan = parse_plan(forms.plan_lines(entries), question, count)
+    plan = parse_plan(forms.plan_lines(entries), question, count, language)
     kept = len(plan.sections) if plan else 0
     ctx.emit(
         Stage.plan,
@@ -117,7 +115,8 @@ def choose_plan(
     if outline is None:
         if model_plan is not None:
             return model_plan, "model"
-        return fallback_plan(question, ctx.config.max_sections), (
+        language = settle_language(ctx, question)
+        return fallback_plan(question, ctx.config.max_sections, language), (
             "The model's plan was unusable and the question retrieved no pages to outline "
             "from; using a neutral outline."
         )
@@ -135,7 +134,9 @@ def choose_plan(
     )
 
 
-def headings_plan(ctx: ResearchContext, question: str, count: int) -> Outline | None:
+def headings_plan(
+    ctx: ResearchContext, question: str, count: int, language: str = "en"
+) -> Outline | None:
     """STORM-style: the sections the best-matching pages give the question's subject, with
     the passages each came from (the section's first evidence). Pages that several of the
     top hits come from lead (a feature's own manual page), at most `HEADINGS_PER_PAGE` each."""
@@ -150,6 +151,7 @@ def headings_plan(ctx: ResearchContext, question: str, count: int) -> Outline | 
     sections: list[PlanSection] = []
     passages: list[list[Passage]] = []
     by_title: dict[str, int] = {}
+    template = phrases(language).outline_question
     for url in pages:
         taken = 0
         for passage in hits[url]:
@@ -163,7 +165,7 @@ def headings_plan(ctx: ResearchContext, question: str, count: int) -> Outline | 
                 continue
             by_title[title.lower()] = len(sections)
             sections.append(
-                PlanSection(title=title, question=f"What does {title} say about: {question}")
+                PlanSection(title=title, question=template.format(title=title, q=question))
             )
             passages.append([passage])
             taken += 1
@@ -211,9 +213,12 @@ def plan_feedback(ctx: ResearchContext, question: str, plan: Plan) -> float:
     return sum(values) / len(values)
 
 
-def parse_plan(text: str, question: str, limit: int) -> Plan | None:
-    """Read `Title: key question` lines leniently; None when fewer than two survive."""
+def parse_plan(text: str, question: str, limit: int, language: str = "en") -> Plan | None:
+    """Read `Title: key question` lines leniently; None when fewer than two survive. In a run
+    that is not in English, a line in another language (the small English model's) is left
+    out: its title would be searched for and head a section of the report."""
     sections: list[PlanSection] = []
+    template = phrases(language).section_question
     seen: set[str] = set()
     for raw in clean_model_text(text).splitlines():
         line = SECTION_LABEL.sub("", LIST_PREFIX.sub("", raw)).strip().replace("**", "")
@@ -223,9 +228,11 @@ def parse_plan(text: str, question: str, limit: int) -> Plan | None:
         title = title.strip().strip('"').rstrip(".?")
         if not usable_title(title, question) or title.lower() in seen:
             continue
+        if not written_in(line, language):
+            continue
         seen.add(title.lower())
-        key_question = key_question.strip() or (
-            f"What should a report on {question!r} say about {title.lower()}?"
+        key_question = key_question.strip() or template.format(
+            q=question, title=title, topic=title.lower()
         )
         sections.append(PlanSection(title=title, question=key_question))
         if len(sections) == limit:
@@ -247,10 +254,10 @@ def usable_title(title: str, question: str) -> bool:
     return len(words) < 4 or len(set(words) - question_words) >= len(words) / 3
 
 
-def fallback_plan(question: str, limit: int = len(FALLBACK_OUTLINE)) -> Plan:
+def fallback_plan(question: str, limit: int = len(FALLBACK_OUTLINE), language: str = "en") -> Plan:
     """A neutral outline for when the model's plan is unusable; the run says it used it."""
     sections = [
         PlanSection(title=title, question=template.format(q=question))
-        for title, template in FALLBACK_OUTLINE[: max(limit, 2)]
+        for title, template in phrases(language).outline[: max(limit, 2)]
     ]
     return Plan(sections=sections)

@@ -5,7 +5,10 @@ expected output shape spelled out, no JSON. Later the prompt population evolves 
 seeds (TTD-DR's self-evolving prompts), so each is a plain template with named fields.
 """
 
+from collections.abc import Sequence
+
 from backends.llm.protocol import ChatMessage
+from ttdr.language import language_name
 
 SYSTEM = "You are a careful research assistant. You write clear, factual English."
 
@@ -82,3 +85,23 @@ IMPROVE = (
 
 def chat(prompt: str) -> list[ChatMessage]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+
+def system_prompt(language: str) -> str:
+    """The system prompt of a run in `language` (an ISO 639-1 code ttdr has phrases for)."""
+    if language == "en":
+        return SYSTEM
+    name = language_name(language)
+    return (
+        f"You are a careful research assistant. You write clear, factual {name}. Always reply "
+        f"in {name}, the language of the research question."
+    )
+
+
+def in_language(messages: Sequence[ChatMessage], language: str) -> list[ChatMessage]:
+    """`messages` with the system prompt asking for `language`; English ones are unchanged."""
+    if language == "en":
+        return list(messages)
+    return [
+        {**m, "content": system_prompt(language)} if m["role"] == "system" else m for m in messages
+    ]

@@ -16,6 +16,7 @@ from agents import forms, prompts
 from agents.context import ResearchContext
 from agents.evidence import opening
 from agents.evolve import evolve
+from agents.language import settle_language, written_in
 from agents.state import Evidence, ResearchState, SearchTask
 from agents.text import clean_model_text, first_line
 from ttdr.models import EventKind, Stage
@@ -35,6 +36,7 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
     asked = {qa.question.lower() for qa in qa_pairs}
     tasks: list[SearchTask] = []
     done_votes = 0
+    language = settle_language(ctx, state["question"])
     with ctx.stage(Stage.question, "Choosing what to search for next", iteration=iteration):
         for target in targets:
             section = plan.sections[target]
@@ -52,9 +54,10 @@ def question_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> di
             raw = evolve(ctx, "questions", state["question"], write, iteration=iteration).text
             if DONE.match(first_line(clean_model_text(raw)) or ""):
                 done_votes += 1
-            model_query = parse_query(raw)
-            form_query = infilled_query(
-                ctx, state["question"], section.title, state["sections"][target]
+            model_query = in_run_language(parse_query(raw), language)
+            form_query = in_run_language(
+                infilled_query(ctx, state["question"], section.title, state["sections"][target]),
+                language,
             )
             query = choose_query(
                 model_query or form_query, section.title, section.question, state, asked
@@ -102,6 +105,12 @@ def infilled_query(
     )
 
 
+def in_run_language(query: str | None, language: str) -> str | None:
+    """The model's query, unless it is in another language than the run's: a German question
+    is searched in German, and the default model writes English."""
+    return query if query and written_in(query, language) else None
+
+
 def read_openings(evidence: list[Evidence]) -> dict[int, str]:
     """What `SearchTask.read` holds: each source's passage openings, one per line."""
     read: dict[int, list[str]] = {}
@@ -130,6 +139,6 @@ def parse_query(text: str) -> str | None:
     """The first line, without labels and quotes; None if it is not a usable query."""
     line = QUERY_LABEL.sub("", first_line(clean_model_text(text))).strip().strip("\"'`").strip()
     words = line.split()
-    if len(words) < 2 or not re.search(r"[A-Za-z]", line) or DONE.match(line):
+    if len(words) < 2 or not any(ch.isalpha() for ch in line) or DONE.match(line):
         return None
     return " ".join(words[:MAX_QUERY_WORDS])

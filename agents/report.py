@@ -7,6 +7,8 @@ reported, and a section no source supports says so instead of passing as researc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from langgraph.runtime import Runtime
 
 from agents import prompts
@@ -24,18 +26,38 @@ from agents.grounded import (
     informative,
     on_topic,
 )
+from agents.language import phrases, settle_language
 from agents.state import ResearchState
 from agents.text import clean_model_text, split_sentences
 from ttdr.events import ReportWritten
 from ttdr.models import Citation, EventKind, Plan, Report, ResearchConfig, Source, Stage
 
-UNSUPPORTED_NOTE = (
-    "*No retrieved source supports this section yet; it reflects the model's own knowledge.*"
-)
-READING_NOTE = (
-    "*{cited} of {total} sentences of this report cite a retrieved source [n]; the "
-    "others come from the model's own knowledge and were not checked against a source.*"
-)
+# The English phrases; each language's are in agents/language.py.
+UNSUPPORTED_NOTE = phrases("en").unsupported
+READING_NOTE = phrases("en").reading_note
+# Words in a typical evidence sentence (the fixture corpus' mean is 16 to 24): how `words`
+# becomes a sentence budget, since the report is assembled from whole grounded sentences.
+SENTENCE_WORDS = 20
+SUMMARY_SHARE = 0.1  # of the sentences, as `length`'s budgets give it (3 of 35 for medium)
+MAX_SUMMARY_SENTENCES = 6
+
+
+@dataclass(frozen=True)
+class ReportBudget:
+    """How many sentences each section and the summary may have."""
+
+    section_sentences: int
+    summary_sentences: int
+
+
+def report_budget(config: ResearchConfig, sections: int) -> ReportBudget:
+    """`length`'s budget, or the one `words` asks for, which overrides it: about `words`
+    words over the summary and `sections` sections."""
+    if config.words is None:
+        return ReportBudget(LENGTH_SENTENCES[config.length], SUMMARY_SENTENCES[config.length])
+    total = max(sections + 1, round(config.words / SENTENCE_WORDS))
+    summary = min(MAX_SUMMARY_SENTENCES, max(1, round(total * SUMMARY_SHARE)))
+    return ReportBudget(max(1, (total - summary) // max(1, sections)), summary)
 
 
 def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
@@ -43,7 +65,10 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
     plan = state["plan"]
     sections = state["sections"] if ctx.config.denoise else summarise_answers(state)
     question = state["question"]
+    language = settle_language(ctx, question)
+    say = phrases(language)
     config = ctx.config
+    budget = report_budget(config, len(plan.sections))
     with ctx.stage(Stage.report, "Writing the final report"):
         sources = ctx.store.sources(ctx.run_id)
         excerpts = {s.number: s.excerpt for s in sources}
@@ -61,20 +86,23 @@ def report_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
 
         def write(temperature: float, seed: int) -> str:
             text = ctx.write(Stage.report, prompts.chat(prompt), temperature=temperature, seed=seed)
-            return clean_model_text(text, heading="Summary", instruction=template)
+            return clean_model_text(text, heading=say.summary, instruction=template)
 
         written = evolve(ctx, "report", question, write, signal=supported_share(excerpts)).text
-        summary = ledger.check(ground_summary(written, excerpts, evidence, question, config, used))
+        summary = ledger.check(
+            ground_summary(written, excerpts, evidence, question, config, used, budget)
+        )
         cited, total = sourced_sentences([summary, *checked])
         parts = [f"# {question}"]
         if cited < total:  # say plainly how much of the report stands on its sources
-            parts.append(READING_NOTE.format(cited=cited, total=total))
-        parts += ["## Summary", summary or "(No summary was generated.)"]
+            parts.append(say.reading_note.format(cited=cited, total=total))
+        parts += [f"## {say.summary}", summary or say.no_summary]
         for section, body in zip(plan.sections, checked, strict=True):
             parts += [f"## {section.title}", body.strip()]
             if not cited_numbers(body):
-                parts.append(UNSUPPORTED_NOTE)
-        report, dropped = build_report(ctx.run_id, question, "\n\n".join(parts) + "\n", sources)
+                parts.append(say.unsupported)
+        body = "\n\n".join(parts) + "\n"
+        report, dropped = build_report(ctx.run_id, question, body, sources, language)
     ctx.store.save_report(report)
     covered = sum(1 for body in checked if cited_numbers(body))
     ctx.citation_stats = {
@@ -114,13 +142,14 @@ def grounded_sections(
     used: set[str],
 ) -> list[str]:
     """Every section's grounded text, in plan order; `used` collects what they quote."""
+    budget = report_budget(config, len(plan.sections))
     return [
         grounded_section(
             body,
             evidence[index],
             excerpts,
             [(question, 1.0), (f"{section.title} {section.question}", 0.7)],
-            sentences=LENGTH_SENTENCES[config.length],
+            sentences=budget.section_sentences,
             grounding=config.grounding,
             used=used,
         )
@@ -146,17 +175,19 @@ def ground_summary(
     question: str,
     config: ResearchConfig,
     used: set[str],
+    budget: ReportBudget | None = None,
 ) -> str:
     """The model's summary sentences that a source supports; when strict grounding leaves
     too few, the evidence sentences that best answer the question itself."""
     if config.grounding != "strict":
         return written
+    room = (budget or report_budget(config, len(evidence))).summary_sentences
     kept = attribute(written, excerpts, keep_unsupported=False).text
     kept = informative(kept, question, excerpts)
     everything = list(dict.fromkeys(item for section in evidence for item in section))
     candidates = [c for c in evidence_sentences(everything) if c.text not in used]
-    kept = on_topic(kept, candidates, question, SUMMARY_SENTENCES[config.length])
-    wanted = SUMMARY_SENTENCES[config.length] - len(split_sentences(kept))
+    kept = on_topic(kept, candidates, question, room)
+    wanted = room - len(split_sentences(kept))
     if wanted <= 0:
         return kept
     chosen = choose_sentences(
@@ -199,7 +230,7 @@ def summarise_answers(state: ResearchState) -> list[str]:
 
 
 def build_report(
-    run_id: str, question: str, body: str, sources: list[Source]
+    run_id: str, question: str, body: str, sources: list[Source], language: str = "en"
 ) -> tuple[Report, list[int]]:
     """Renumber citations by first appearance and list exactly the sources cited."""
     by_number = {s.number: s for s in sources}
@@ -215,4 +246,7 @@ def build_report(
         Citation(number=new, source_number=old, title=by_number[old].title, url=by_number[old].url)
         for old, new in order.items()
     ]
-    return Report(run_id=run_id, question=question, body=body, references=references), dropped
+    report = Report(
+        run_id=run_id, question=question, body=body, references=references, language=language
+    )
+    return report, dropped

@@ -37,6 +37,7 @@ DOMAIN = {
     "ttdr.export",
     "ttdr.export_docx",
     "ttdr.export_pdf",
+    "ttdr.language",
     "ttdr.liveness",
     "ttdr.models",
     "ttdr.progress",

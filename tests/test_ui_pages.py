@@ -361,3 +361,37 @@ def test_a_model_not_downloaded_is_announced_and_one_that_cannot_be_had_blocks_s
     at.text_input(key="judge_model").input("/no/such/judge").run()
     assert "nor an existing checkpoint folder" in page_text(at)
     assert at.button(key="start").disabled  # a judge that cannot load never starts a run
+
+
+def test_a_run_waiting_for_review_shows_its_plan_as_a_form_and_starts_with_the_edit(
+    ui_env,
+) -> None:
+    at = open_app()
+    at.toggle(key="review_plan").set_value(True)
+    at = start_from_the_form(at, iterations=1)
+    run_id = run_param(at)
+    assert worker.wait_for(run_id, 120)
+    at.run()
+    assert not at.exception, at.exception
+    waiting = store().get_run(run_id)
+    assert waiting.status is RunStatus.review and waiting.drafts == 0
+    text = page_text(at)
+    assert "waiting for review" in text and "The plan waits for your review" in text
+    assert [h.value for h in at.subheader] == ["Review the plan"]
+    assert at.text_input(key=f"plan-title-{run_id}-0").value == waiting.plan.sections[0].title
+    assert all(s.state == "complete" for s in at.status)  # waiting is not an error
+
+    for number in range(1, len(waiting.plan.sections)):  # keep only the first section
+        at.checkbox(key=f"plan-keep-{run_id}-{number}").uncheck()
+    at.text_input(key=f"plan-title-{run_id}-0").input("Gravity of the Moon")
+    added = len(waiting.plan.sections)  # the first empty row
+    at.text_input(key=f"plan-title-{run_id}-{added}").input("Spring and neap tides")
+    at.button(key="plan-start").click().run()
+    assert worker.wait_for(run_id, 120)
+    at.run()
+    run = store().get_run(run_id)
+    assert run.status is RunStatus.done, run.error
+    assert run.plan.titles() == ["Gravity of the Moon", "Spring and neap tides"]
+    assert run.plan.sections[1].question == "Spring and neap tides"  # the title stands for it
+    headings = re.findall(r"^## (.+)$", run.report.markdown, flags=re.MULTILINE)
+    assert [h for h in headings if h not in ("Summary", "References")] == run.plan.titles()

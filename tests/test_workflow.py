@@ -28,7 +28,8 @@ def sections_of(draft: str) -> dict[str, str]:
 def test_the_graph_wires_the_ttd_dr_loop() -> None:
     graph = build_graph().get_graph()
     edges = {(e.source, e.target) for e in graph.edges}
-    assert {("__start__", "plan"), ("plan", "draft"), ("questions", "answer")} <= edges
+    assert {("__start__", "plan"), ("plan", "review"), ("review", "draft")} <= edges
+    assert ("questions", "answer") in edges
     assert {("answer", "denoise"), ("denoise", "questions"), ("denoise", "report")} <= edges
     assert {("draft", "questions"), ("draft", "report"), ("questions", "report")} <= edges
     assert ("report", "__end__") in edges

@@ -12,7 +12,8 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,12 +34,14 @@ from ttdr.errors import (
     DocsPathError,
     InvalidQuestionError,
     ModelUnavailableError,
+    PlanAwaitingReview,
     RunNotResumableError,
     RunStopped,
 )
 from ttdr.evaluation import EvalInputError, eval_markdown, run_eval
 from ttdr.models import (
     EventKind,
+    Plan,
     Report,
     ResearchConfig,
     RunDetail,
@@ -83,13 +86,25 @@ class Researcher:
     # -- research -------------------------------------------------------------------------
 
     def run(self, question: str) -> Report:
-        """Research `question` to the end and return the saved report."""
-        run_id = None
-        for run_event in self.stream(question):
-            run_id = run_event.run_id
-        report = self.store.report(run_id) if run_id else None
+        """Research `question` to the end and return the saved report.
+
+        A config with `review_plan` stops after the plan: this raises `PlanAwaitingReview`,
+        and `resume(run_id, plan=...)` goes on with the accepted or edited plan.
+        """
+        return self._report_of(self.stream(question))
+
+    def _report_of(self, events: Iterator[RunEvent]) -> Report:
+        last = deque(events, maxlen=1)  # run to the end, keeping the last event
+        run_event = last[0] if last else None
+        if run_event is not None and run_event.kind is EventKind.review:
+            raise PlanAwaitingReview(
+                f"Run {run_event.run_id} waits for its plan to be reviewed: resume it with "
+                "Researcher.resume(run_id, plan=...) (the plan as planned, or edited).",
+                run_event.run_id,
+            )
+        report = self.store.report(run_event.run_id) if run_event else None
         if report is None:  # stream() raises on every failure, so this is a broken invariant
-            raise RuntimeError(f"run {run_id} finished without a report")
+            raise RuntimeError(f"run {run_event and run_event.run_id} finished without a report")
         return report
 
     def stream(self, question: str, *, stop: threading.Event | None = None) -> Iterator[RunEvent]:
@@ -100,32 +115,64 @@ class Researcher:
         """
         question = validate_question(question)
         validate_docs(self.config.docs)
-        run_id = self.store.create_run(question, self.config)
+        # Stored with the question's language settled (detected when the config has none),
+        # so the history and a resumed run keep it; the plan node settles it the same way.
+        run_id = self.store.create_run(question, self.config.with_question_language(question))
         yield from self._execute(run_id, question, stop=stop, resuming=False)
 
-    def resume(self, run_id: str) -> Report:
-        """Continue an interrupted, failed or killed run to its report."""
-        for run_event in self.stream_resume(run_id):
-            run_id = run_event.run_id
-        report = self.store.report(run_id)
-        if report is None:
-            raise RuntimeError(f"run {run_id} finished without a report")
-        return report
+    def resume(self, run_id: str, *, plan: Plan | None = None) -> Report:
+        """Continue an interrupted, failed or killed run to its report; for a run waiting
+        for its plan review, with `plan` (edited) or, when None, the plan as planned."""
+        return self._report_of(self.stream_resume(run_id, plan=plan))
 
     def stream_resume(
-        self, run_id: str, *, stop: threading.Event | None = None
+        self, run_id: str, *, plan: Plan | None = None, stop: threading.Event | None = None
     ) -> Iterator[RunEvent]:
         """Like `stream`, for a run that stopped early: finished nodes are not redone (the
-        graph continues from its last checkpoint) and the run keeps its own settings."""
+        graph continues from its last checkpoint) and the run keeps its own settings.
+
+        A run waiting for review goes on with `plan` as its sections (None accepts the plan
+        it waits with). A run rejected at review waits again: its review comes up anew.
+        """
         run = self.store.get_run(run_id)
         if run.status is RunStatus.done:
             raise RunNotResumableError(f"run {run.id} is already done: nothing to resume.")
+        if plan is not None and run.status is not RunStatus.review:
+            raise RunNotResumableError(
+                f"run {run.id} is {run.status.value}, not waiting for its plan review: its "
+                "plan cannot be changed now."
+            )
+        review = None
+        if run.status is RunStatus.review:
+            review = {"decision": "accept"}
+            if plan is not None:
+                review = {"decision": "edit", "plan": plan.model_dump(mode="json")}
         self.config = run.config
         self.store.set_status(run.id, RunStatus.running)
-        yield from self._execute(run.id, run.question, stop=stop, resuming=True)
+        yield from self._execute(run.id, run.question, stop=stop, resuming=True, review=review)
+
+    def reject_plan(self, run_id: str) -> str:
+        """Leave a run that waits for review stopped, as interrupted with the reason: nothing
+        is lost, and resuming it brings its review back."""
+        run = self.store.get_run(run_id)
+        if run.status is not RunStatus.review:
+            raise RunNotResumableError(
+                f"run {run.id} is {run.status.value}, not waiting for its plan review."
+            )
+        self.store.set_status(
+            run.id, RunStatus.interrupted, "The plan was rejected at review; resume the run to "
+            "review it again, or delete it."
+        )  # fmt: skip
+        return run.id
 
     def _execute(
-        self, run_id: str, question: str, *, stop: threading.Event | None, resuming: bool
+        self,
+        run_id: str,
+        question: str,
+        *,
+        stop: threading.Event | None,
+        resuming: bool,
+        review: dict | None = None,
     ) -> Iterator[RunEvent]:
         started = time.monotonic()
 
@@ -174,7 +221,16 @@ class Researcher:
                     )
             context.stop = stop
             context.prompts = self._choose_prompts(run_id, resuming)
-            yield from self._run_graph(question, context, resuming)
+            waiting = yield from self._run_graph(question, context, resuming, review)
+            if waiting is not None:
+                self.store.set_status(run_id, RunStatus.review)
+                yield run_event(
+                    EventKind.review,
+                    f"The plan ({len(waiting.sections)} sections) waits for review",
+                    stage=Stage.plan,
+                    sections=[s.model_dump() for s in waiting.sections],
+                )
+                return
             self.store.set_status(run_id, RunStatus.done)
             self._evolve_prompts(context)
             yield run_event(EventKind.finished, "Research finished; report saved", run_id=run_id)
@@ -196,8 +252,16 @@ class Researcher:
             if retriever is not None:
                 retriever.close()
 
-    def _run_graph(self, question: str, context, resuming: bool) -> Iterator[RunEvent]:
-        """Run (or continue) the graph; LangGraph checkpoints every step under the run id."""
+    def _run_graph(
+        self, question: str, context, resuming: bool, review: dict | None
+    ) -> Generator[RunEvent, None, Plan | None]:
+        """Run (or continue) the graph; LangGraph checkpoints every step under the run id.
+
+        Returns the plan the run stopped with for review (`review_plan`), else None; `review`
+        is the answer to a pending review (the decision, and for an edit the edited plan).
+        """
+        from langgraph.types import Command
+
         from agents.graph import build_graph
 
         checkpointer = self._checkpointer()
@@ -208,10 +272,12 @@ class Researcher:
             # Continue from the last checkpoint. Not `get_state(...).next`: a node whose
             # writes were saved just before a kill is not "next", so `next` can be empty
             # although the run is mid-way, and starting over would redo the plan.
-            start = None
+            start = Command(resume=review) if review is not None else None
         yield from graph.stream(
             start, config, context=context, stream_mode="custom", durability="sync"
         )
+        pending = graph.get_state(config).interrupts
+        return Plan.model_validate(pending[0].value["plan"]) if pending else None
 
     def _checkpointer(self):
         if self._saver is None:

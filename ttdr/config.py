@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from ttdr.errors import TtdrError
+from ttdr.language import LanguageSetting, normalise_language
 from ttdr.models import DEFAULT_MODEL, Grounding, Length, ResearchConfig, SearchMode
 
 PROJECT_CONFIG = "ttdr.toml"
@@ -138,12 +139,23 @@ class Settings(BaseSettings):
     variants: int = Field(2, description="Self-evolution: variants per evolving component.")
     evolution_rounds: int = Field(1, description="Self-evolution: judge-and-revise rounds.")
     judge_model: str | None = Field(None, description="Judge model; default: the run's model.")
+    review_plan: bool = Field(
+        False, description="Stop after the plan until it is accepted, edited or rejected."
+    )
     fetch_timeout_s: float = Field(15.0, description="Seconds one web page may take in all.")
     page_cache_ttl_s: float = Field(86400.0, description="How long fetched pages are reused.")
     embeddings: bool = Field(
         False, description="Rank passages with MiniLM embeddings fused with BM25 (slower)."
     )
     length: Length = Field("medium", description="Report size, independent of the research depth.")
+    words: int | None = Field(
+        None, ge=50, le=20000, description="Report size in words (about); overrides length."
+    )
+    language: LanguageSetting = Field(
+        "auto",
+        description="Language of the plan, the search queries and the report; auto: the "
+        "question's (other languages than these get English headings).",
+    )
     grounding: Grounding = Field(
         "strict", description="strict: unsupported sentences are removed; marked: flagged."
     )
@@ -178,6 +190,11 @@ class Settings(BaseSettings):
     judge_base_url: str | None = None
     judge_api_key: SecretStr | None = None
     judge_remote_model: str | None = None
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language_code(cls, value: object) -> object:
+        return normalise_language(value)
 
     @field_validator("home", "models_dir", mode="before")
     @classmethod
@@ -223,7 +240,10 @@ class Settings(BaseSettings):
             "variants": self.variants,
             "evolution_rounds": self.evolution_rounds,
             "judge_model": self.judge_model,
+            "review_plan": self.review_plan,
             "length": self.length,
+            "words": self.words,
+            "language": None if self.language == "auto" else self.language,
             "grounding": self.grounding,
         }
         base.update({k: v for k, v in overrides.items() if v is not None})

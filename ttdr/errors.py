@@ -43,6 +43,15 @@ class RunNotResumableError(TtdrError):
     """Only runs that stopped early (interrupted, failed, killed) can be resumed."""
 
 
+class PlanAwaitingReview(TtdrError):
+    """A run asked to have its plan reviewed (`review_plan`) stopped after planning, as it
+    should: `Researcher.run` cannot return a report yet. `run_id` says which run waits."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class HistoryDatabaseError(TtdrError):
     """The history database cannot be used as it is (damaged, not writable, a disk problem,
     or written by a newer ttdr); the message names the file and what to do, and nothing in the

@@ -60,6 +60,18 @@ class PlanWritten(_Payload):
     sections: list[str]
 
 
+class PlannedSection(_Payload):
+    title: str
+    question: str
+
+
+class PlanReady(_Payload):
+    """The plan a run waits with for review: each section's title and key question, enough
+    for a front end to show it as an editable form without reading the run."""
+
+    sections: list[PlannedSection]
+
+
 class PlanFallback(_Payload):
     """The model's plan could not be read; `raw` is the start of what it wrote."""
 
@@ -122,6 +134,7 @@ EventPayload = (
     RunStarted
     | RunFinished
     | PlanWritten
+    | PlanReady
     | PlanFallback
     | DraftWritten
     | SearchQuestion
@@ -140,6 +153,7 @@ PAYLOADS: dict[tuple[str, str], type] = {
     ("run", "finished"): RunFinished,
     ("plan", "finished"): PlanWritten,
     ("plan", "warning"): PlanFallback,
+    ("plan", "review"): PlanReady,
     ("draft", "finished"): DraftWritten,
     ("revise", "finished"): DraftWritten,
     ("question", "finished"): SearchQuestion,

@@ -16,7 +16,7 @@ from typing import Literal
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ttdr.models import Citation, RunDetail
+from ttdr.models import Citation, RunDetail, RunStatus
 
 ExportFormat = Literal["md", "json", "html", "pdf", "docx"]
 FORMATS: tuple[ExportFormat, ...] = ("md", "json", "html", "pdf", "docx")
@@ -49,6 +49,13 @@ def format_for(path: Path | None) -> ExportFormat | None:
 def report_markdown(run: RunDetail) -> str:
     if run.report is not None:
         return run.report.markdown
+    if run.status is RunStatus.review and run.plan is not None and not run.drafts_list:
+        sections = enumerate(run.plan.sections, 1)
+        outline = "".join(f"{n}. **{s.title}**: {s.question}\n" for n, s in sections)
+        return (
+            f"# {run.question}\n\n> This run waits for its plan to be reviewed "
+            f"(`ttdr research --resume {run.id}`); its plan:\n\n{outline}"
+        )
     # A failed or interrupted run has no report: export its newest draft, clearly labelled.
     latest = run.drafts_list[-1].text if run.drafts_list else "(no draft was written)"
     return (
@@ -66,7 +73,7 @@ def export_run(run: RunDetail, fmt: ExportFormat) -> str:
     if fmt == "html":
         body = markdown_parser().render(report_markdown(run))
         return (
-            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<!doctype html>\n<html lang="{report_language(run)}"><head><meta charset="utf-8">'
             f"<title>{html.escape(run.question)}</title><style>{STYLE}</style></head>"
             f"<body>{body}<footer>{html.escape(footer(run))}</footer></body></html>\n"
         )
@@ -83,7 +90,8 @@ def export_bytes(run: RunDetail, fmt: ExportFormat) -> bytes:
         from ttdr.export_docx import render_docx
 
         body, references = report_body(run)
-        return render_docx(run.question, markdown_parser().parse(body), references, footer(run))
+        tokens = markdown_parser().parse(body)
+        return render_docx(run.question, tokens, references, footer(run), report_language(run))
     return export_run(run, fmt).encode("utf-8")
 
 
@@ -95,7 +103,15 @@ def export_pdf(run: RunDetail, **options):
     parser = markdown_parser()
     tokens = flatten_table_cells(parser.parse(body))
     body_html = parser.renderer.render(tokens, parser.options, {})
-    return render_pdf(run.question, body_html, references, footer(run), **options)
+    language = report_language(run)
+    return render_pdf(
+        run.question, body_html, references, footer(run), language=language, **options
+    )
+
+
+def report_language(run: RunDetail) -> str:
+    """The language of the report's own headings (English for a run without a report)."""
+    return run.report.language if run.report is not None else "en"
 
 
 def report_body(run: RunDetail) -> tuple[str, list[Citation]]:

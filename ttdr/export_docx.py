@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from markdown_it.token import Token
 
+from ttdr.language import references_heading
 from ttdr.models import Citation
 
 MONO = "Courier New"
@@ -32,7 +33,11 @@ class _Inline:
 
 
 def render_docx(
-    title: str, tokens: Sequence[Token], references: Sequence[Citation], footer: str
+    title: str,
+    tokens: Sequence[Token],
+    references: Sequence[Citation],
+    footer: str,
+    language: str = "en",
 ) -> bytes:
     """The .docx bytes of a report whose body markdown-it parsed into `tokens`."""
     from docx import Document
@@ -42,9 +47,10 @@ def render_docx(
     document.core_properties.title = title[:255]
     document.core_properties.author = "ttdr"
     _Blocks(document).write(list(tokens))
-    document.add_heading("References", level=2)
+    heading, none_cited = references_heading(language)
+    document.add_heading(heading, level=2)
     if not references:
-        document.add_paragraph("No sources were cited.")
+        document.add_paragraph(none_cited)
     for citation in references:
         paragraph = document.add_paragraph(f"[{citation.number}] ")
         _add_link(paragraph, citation.url, citation.title or citation.url)

@@ -23,6 +23,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from ttdr.export import linkable
+from ttdr.language import references_heading
 from ttdr.models import Citation
 
 FONT_FILES = {
@@ -86,12 +87,13 @@ def render_pdf(
     footer: str,
     *,
     folders: Iterable[Path] | None = None,
+    language: str = "en",
 ) -> PdfExport:
     """The PDF of a report: `body_html` (from the safe renderer), then the references."""
     from fpdf import FPDF, FontFace, TextStyle
 
     fonts = find_dejavu(font_folders() if folders is None else folders)
-    text = body_html + references_html(references) + _footer_html(footer)
+    text = body_html + references_html(references, language) + _footer_html(footer)
     pdf = FPDF(format="A4")
     pdf.set_title(title)
     pdf.set_creator("ttdr")
@@ -184,10 +186,11 @@ def html_text(markup: str) -> str:
     return "\n".join(line.rstrip() for line in "".join(parts).splitlines()).strip()
 
 
-def references_html(references: Sequence[Citation]) -> str:
+def references_html(references: Sequence[Citation], language: str = "en") -> str:
     """The references list as HTML: each title a link to its source, the address beside it."""
+    heading, none_cited = references_heading(language)
     if not references:
-        return "<h2>References</h2><p>No sources were cited.</p>"
+        return f"<h2>{heading}</h2><p>{none_cited}</p>"
     items = []
     for citation in references:
         label = html.escape(citation.title or citation.url)
@@ -197,7 +200,7 @@ def references_html(references: Sequence[Citation]) -> str:
             items.append(f"<p>[{citation.number}] {link}</p>")
         else:
             items.append(f"<p>[{citation.number}] {label} — {html.escape(citation.url)}</p>")
-    return "<h2>References</h2>" + "".join(items)
+    return f"<h2>{heading}</h2>" + "".join(items)
 
 
 def transliterate(text: str) -> tuple[str, int]:

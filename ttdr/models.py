@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ttdr.events import EventPayload, read_payload
+from ttdr.language import detect_language, normalise_language, references_heading
 
 # searxng: the web, with its links from the SearXNG instance at TTDR_SEARXNG_URL.
 SearchMode = Literal["web", "local", "auto", "searxng"]
@@ -45,6 +46,9 @@ class RunStatus(StrEnum):
     done = "done"
     failed = "failed"
     interrupted = "interrupted"
+    # Planned and stopped on purpose until a person accepts or edits the plan
+    # (`review_plan`); not running, so a restart leaves it waiting.
+    review = "review"
 
 
 class Stage(StrEnum):
@@ -67,6 +71,7 @@ class EventKind(StrEnum):
     finished = "finished"
     warning = "warning"
     error = "error"
+    review = "review"  # the plan waits for a person's review (`review_plan`)
 
 
 class ResearchConfig(BaseModel):
@@ -110,6 +115,18 @@ class ResearchConfig(BaseModel):
     length: Length = Field(
         "medium", description="Report size, independent of research depth (iterations)."
     )
+    words: int | None = Field(
+        None,
+        ge=50,
+        le=20000,
+        description="Report size in words (about); overrides `length` when set.",
+    )
+    language: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}$",
+        description="The run's language (ISO 639-1), which its plan, search queries and report "
+        "are in; None: the question's, detected when the run starts (and stored so).",
+    )
     grounding: Grounding = Field(
         "strict",
         description="strict: every report sentence is supported by a retrieved passage or "
@@ -120,6 +137,22 @@ class ResearchConfig(BaseModel):
         description="Registry name or checkpoint folder of the self-evolution and `eval "
         "--compare` judge; none: the research model judges its own drafts.",
     )
+    review_plan: bool = Field(
+        False,
+        description="Stop after the plan until a person accepts, edits or rejects it.",
+    )
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language_code(cls, value: object) -> object:
+        code = normalise_language(value)
+        return None if code == "auto" else code  # the setting's "auto": detect it
+
+    def with_question_language(self, question: str) -> ResearchConfig:
+        """This config with its language settled: the question's, detected, when unset."""
+        if self.language:
+            return self
+        return self.model_copy(update={"language": detect_language(question).code})
 
     @property
     def evolving(self) -> list[str]:
@@ -181,13 +214,15 @@ class Report(BaseModel):
     body: str = Field(description="Markdown with [n] citation markers, without the references.")
     references: list[Citation]
     created_at: datetime = Field(default_factory=utc_now)
+    language: str = Field("en", description="The language of the report's fixed headings.")
 
     @property
     def markdown(self) -> str:
-        lines = [self.body.rstrip(), "", "## References", ""]
+        heading, none_cited = references_heading(self.language)
+        lines = [self.body.rstrip(), "", f"## {heading}", ""]
         lines += [f"[{c.number}] {c.title} — {c.url}" for c in self.references]
         if not self.references:
-            lines.append("No sources were cited.")
+            lines.append(none_cited)
         return "\n".join(lines) + "\n"
 
 

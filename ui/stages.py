@@ -62,7 +62,7 @@ def stage_panels(events: list[RunEvent], status: RunStatus) -> list[StagePanel]:
         mine = [e for e in events if e.stage is stage]
         if not mine:
             state: PanelState = "pending"
-        elif stage is not current or status is RunStatus.done:
+        elif stage is not current or status in (RunStatus.done, RunStatus.review):
             state = "complete"
         elif status is RunStatus.running:
             state = "running"

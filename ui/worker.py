@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 from ttdr.api import Researcher
 from ttdr.config import Settings
-from ttdr.models import ResearchConfig, RunEvent
+from ttdr.models import Plan, ResearchConfig, RunEvent
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,19 @@ def can_resume() -> bool:
     return hasattr(Researcher, "stream_resume")
 
 
-def resume_research(run_id: str, config: ResearchConfig, settings: Settings | None = None) -> str:
-    """Continue an interrupted run in the background from where it stopped."""
+def resume_research(
+    run_id: str,
+    config: ResearchConfig,
+    settings: Settings | None = None,
+    *,
+    plan: Plan | None = None,
+) -> str:
+    """Continue an interrupted run in the background from where it stopped; a run waiting
+    for its plan review goes on with `plan` (None: the plan it waits with)."""
     researcher = Researcher(config, settings=settings or Settings())
-    worker = RunWorker(lambda stop: researcher.stream_resume(run_id, stop=stop), "ttdr-resume")
+    worker = RunWorker(
+        lambda stop: researcher.stream_resume(run_id, plan=plan, stop=stop), "ttdr-resume"
+    )
     return worker.start()
 
 

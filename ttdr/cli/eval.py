@@ -34,7 +34,12 @@ def eval_command(
     ] = None,
     search: Annotated[
         SearchMode | None,
-        typer.Option(help=setting_help("web, local, or auto (web, local if offline).", "search")),
+        typer.Option(
+            help=setting_help(
+                "web, local, auto (web, local if offline), or searxng (TTDR_SEARXNG_URL).",
+                "search",
+            )
+        ),
     ] = None,
     docs: Annotated[
         list[Path] | None,

@@ -26,7 +26,16 @@ from ttdr.errors import (
     RemoteServerError,
     RunStopped,
 )
-from ttdr.models import Grounding, Length, SearchMode, check_collection_name
+from ttdr.language import LanguageSetting
+from ttdr.models import (
+    EventKind,
+    Grounding,
+    Length,
+    ResearchConfig,
+    RunStatus,
+    SearchMode,
+    check_collection_name,
+)
 from ttdr.terminal import shown
 
 Backend = Literal["local", "ttdr", "openai"]
@@ -101,12 +110,39 @@ def research(
         Length | None,
         typer.Option(help=setting_help("Report size: short, medium or long.", "length")),
     ] = None,
+    words: Annotated[
+        int | None,
+        typer.Option(
+            min=50,
+            max=20000,
+            help=setting_help("Report size in words (about); overrides --length.", "words"),
+        ),
+    ] = None,
+    language: Annotated[
+        LanguageSetting | None,
+        typer.Option(
+            help=setting_help(
+                "Language of the plan, the search queries and the report; auto: the question's.",
+                "language",
+            )
+        ),
+    ] = None,
     grounding: Annotated[
         Grounding | None,
         typer.Option(
             help=setting_help(
                 "strict: drop sentences no source supports; marked: flag them; off.", "grounding"
             )
+        ),
+    ] = None,
+    review_plan: Annotated[
+        bool | None,
+        typer.Option(
+            "--review-plan/--no-review-plan",
+            help=setting_help(
+                "Stop after the plan to accept, edit ($EDITOR) or reject it.", "review_plan"
+            ),
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -126,9 +162,10 @@ def research(
     check_search_options(search or settings.search, settings, collection)
     config = settings.research_config(
         iterations=iterations, search=search, docs=docs or [], model=model, collection=collection,
-        judge_model=judge_model, length=length, grounding=grounding,
+        judge_model=judge_model, length=length, grounding=grounding, review_plan=review_plan,
         **ablations(denoise=denoise, evolve=evolve),
     )  # fmt: skip
+    config = sized(config, length=length, words=words, language=language)
     researcher = Researcher(config, settings=settings)
     run_id: str | None = None
     finished = False
@@ -138,24 +175,35 @@ def research(
         nonlocal run_id, finished
         if resume is not None:
             # The run goes on under its own settings, so its progress counts its own steps.
-            steps = researcher.get_run(resume).config.iterations
-            events = researcher.stream_resume(resume, stop=stop)
+            waiting = researcher.get_run(resume)
+            steps, run_id = waiting.config.iterations, waiting.id
+            if waiting.status is RunStatus.review:
+                events = after_review(researcher, waiting.id, stop)
+            else:
+                events = researcher.stream_resume(resume, stop=stop)
         else:
             steps, events = config.iterations, researcher.stream(question, stop=stop)
-        with ProgressView(err, steps, quiet=quiet) as view:
-            try:
-                for event in events:
-                    run_id = event.run_id
-                    view.show(event)
-            except RunStopped:  # the signal reached the model first: the same interruption
-                raise KeyboardInterrupt(stop.reason) from None
-            except RemoteServerError as exc:  # the run can go on once the server is back
-                if run_id is None:
-                    raise
-                raise RemoteServerError(
-                    f"{exc} Run {run_id} is saved as failed with its drafts; once the server "
-                    f"answers again: ttdr research --resume {run_id}"
-                ) from None
+        while events is not None:
+            last = None
+            with ProgressView(err, steps, quiet=quiet) as view:
+                try:
+                    for last in events:
+                        run_id = last.run_id
+                        view.show(last)
+                except RunStopped:  # the signal reached the model first: the same interruption
+                    raise KeyboardInterrupt(stop.reason) from None
+                except RemoteServerError as exc:  # the run can go on once the server is back
+                    if run_id is None:
+                        raise
+                    raise RemoteServerError(
+                        f"{exc} Run {run_id} is saved as failed with its drafts; once the "
+                        f"server answers again: ttdr research --resume {run_id}"
+                    ) from None
+            if last is None or last.kind is not EventKind.review:
+                break
+            events = after_review(researcher, last.run_id, stop)
+            if events is None:
+                return
         finished = True
         deliver(*rendered(researcher.get_run(run_id), chosen), out, run_id)
 
@@ -180,6 +228,30 @@ def research(
         else:
             suffix = ""
         raise fail(f"{type(exc).__name__}: {exc}.{suffix}", 1) from exc
+
+
+def after_review(researcher, run_id: str, stop: threading.Event):
+    """The events of the run going on after its plan review, or None when the person
+    rejected the plan or left it for later (the run is kept either way, and says how)."""
+    from ttdr.cli.review import review_plan
+
+    waiting = researcher.get_run(run_id)
+    review = review_plan(waiting.question, waiting.plan)
+    if review.decision == "reject":
+        researcher.reject_plan(run_id)
+        err.print(
+            f"Plan rejected. Run {run_id} is kept as interrupted: ttdr research --resume "
+            f"{run_id} reviews it again, ttdr history delete {run_id} removes it."
+        )
+        return None
+    if review.decision == "later":
+        err.print(f"Run {run_id} waits for its plan review: ttdr research --resume {run_id}")
+        return None
+    if review.decision == "edit":
+        err.print(f"Researching with the edited plan ({len(review.plan.sections)} sections)")
+    return researcher.stream_resume(
+        run_id, plan=review.plan if review.decision == "edit" else None, stop=stop
+    )
 
 
 def deliver(text: str | bytes, warning: str | None, out: Path | None, run_id: str) -> None:
@@ -218,6 +290,25 @@ def check_search_options(mode: str, settings: Settings, collection: str | None) 
             "TTDR_SEARXNG_URL=http://localhost:8888",
             2,
         )
+
+
+def sized(
+    config: ResearchConfig, *, length: str | None, words: int | None, language: str | None
+) -> ResearchConfig:
+    """`config` with the report's size and language flags: `--length` alone also sets aside
+    a `words` from the settings (a flag wins over a variable or a file), `--words` wins over
+    `--length`, and `--language auto` detects the question's language even when a setting
+    names one."""
+    update: dict = {}
+    if length is not None and words is None:
+        update["words"] = None
+    if words is not None:
+        update["words"] = words
+    if language is not None:
+        update["language"] = language  # "auto" becomes None: detect
+    if not update:
+        return config
+    return ResearchConfig.model_validate({**config.model_dump(), **update})
 
 
 def ablations(*, denoise: bool, evolve: bool) -> dict:

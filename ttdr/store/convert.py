@@ -11,6 +11,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from sqlmodel import SQLModel
 
+from ttdr.language import output_language
 from ttdr.models import Citation, Report, RunEvent, RunStats, RunStatus, RunSummary
 from ttdr.store.schema import EventRow, ReportRow, RunRow
 
@@ -35,13 +36,15 @@ def to_summary(row: RunRow, *, drafts: int, sources: int) -> RunSummary:
     )
 
 
-def to_report(row: ReportRow, question: str) -> Report:
+def to_report(row: ReportRow, question: str, language: str | None = None) -> Report:
+    """The report; its headings in the run's language (a run's config keeps it)."""
     return Report(
         run_id=row.run_id,
         question=question,
         body=row.body,
         references=[Citation.model_validate(c) for c in row.citations],
         created_at=row.created_at,
+        language=output_language(language),
     )
 
 

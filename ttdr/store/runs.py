@@ -238,7 +238,7 @@ class Store:
             run = session.get(RunRow, run_id)
         if row is None or run is None:
             return None
-        return convert.to_report(row, run.question)
+        return convert.to_report(row, run.question, (run.config or {}).get("language"))
 
     def add_event(self, run_event: RunEvent) -> None:
         self._add(convert.event_row(run_event))

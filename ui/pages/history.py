@@ -17,6 +17,7 @@ COLORS = {
     RunStatus.done: "green",
     RunStatus.failed: "red",
     RunStatus.interrupted: "orange",
+    RunStatus.review: "violet",
 }
 
 st.title("History")

@@ -23,6 +23,7 @@ from ui.panels.actions import (
 )
 from ui.panels.details import render_details, render_qa
 from ui.panels.document import render_document
+from ui.panels.plan_review import render_plan_review
 from ui.panels.sources import render_sources
 from ui.panels.stages import render_stages
 from ui.panels.timeline import render_timeline
@@ -35,6 +36,7 @@ BADGES = {
     RunStatus.done: ("done", "green"),
     RunStatus.failed: ("failed", "red"),
     RunStatus.interrupted: ("interrupted", "orange"),
+    RunStatus.review: ("waiting for review", "violet"),
 }
 REFRESH_S = 1.0
 
@@ -74,6 +76,12 @@ def status_banner(run: RunDetail) -> None:
             f"This run was interrupted ({escape_markdown(run.error or 'stopped')}); its drafts "
             "are kept. Resume continues it from where it stopped."
         )
+    elif run.status is RunStatus.review:
+        st.info(
+            "The plan waits for your review: edit it below and start the research, or reject "
+            f"it. From a terminal: `ttdr research --resume {run.id}`."
+        )
+        render_plan_review(run)
     with st.container(horizontal=True, vertical_alignment="center"):
         if run.status is RunStatus.running:
             render_stop(run)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import streamlit as st
 
 from ttdr.api import check_model
 from ttdr.config import Settings
+from ttdr.language import LanguageSetting, language_name
+from ttdr.models import Length, ResearchConfig
 from ui import icons
 from ui.safe_markdown import escape_markdown
 
@@ -46,6 +48,14 @@ def more_settings(settings: Settings) -> tuple[dict[str, Any], bool]:
             ),
             "seed": a.number_input("Seed", value=defaults.seed, step=1, key="seed"),
         }
+        chosen["review_plan"] = st.toggle(
+            "Review the plan before researching",
+            value=defaults.review_plan,
+            key="review_plan",
+            help="The run stops after planning; its page shows the plan to edit, then Start "
+            "research goes on with it.",
+        )
+        chosen.update(report_settings(settings, defaults))
         chosen["denoise"] = st.toggle(
             "Denoise the draft with each step's answers",
             value=defaults.denoise,
@@ -80,3 +90,34 @@ def more_settings(settings: Settings) -> tuple[dict[str, Any], bool]:
         if judge_check is not None and not judge_check.runnable:
             st.error(escape_markdown(judge_check.message), icon=icons.ERROR)
     return chosen, judge_check is None or judge_check.runnable
+
+
+def report_settings(settings: Settings, defaults: ResearchConfig) -> dict[str, Any]:
+    """The report's language and size (independent of the research depth): `words`, when
+    given, overrides `length`."""
+    f, g, h = st.columns(3)
+    languages = list(get_args(LanguageSetting))
+    language = f.selectbox(
+        "Language",
+        languages,
+        index=languages.index(settings.language),
+        format_func=lambda code: "auto: the question's" if code == "auto" else (
+            f"{language_name(code)} ({code})"
+        ),
+        key="language",
+        help="The plan, the search queries and the report are in this language.",
+    )  # fmt: skip
+    lengths = list(get_args(Length))
+    length = g.selectbox(
+        "Report length", lengths, index=lengths.index(defaults.length), key="length"
+    )
+    words = h.number_input(
+        "Report words (0: by length)",
+        0,
+        20000,
+        defaults.words or 0,
+        50,
+        key="words",
+        help="About this many words; overrides the length (at least 50).",
+    )
+    return {"language": language, "length": length, "words": int(words) or None}
