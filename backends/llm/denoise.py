@@ -32,8 +32,9 @@ from backends.llm.decoding import (
     transfer_schedule,
 )
 from backends.llm.facts import CacheMode, ModelFacts
+from backends.llm.kv_cache import KVCache, StaticKVCache
 from backends.llm.repetition import penalise_repeats
-from backends.llm.transformer import KVCache, Transformer
+from backends.llm.transformer import Transformer
 from ttdr.errors import RunStopped
 
 # Prompts longer than this are prefilled into an exact cache in pieces: a stop request is seen
@@ -71,6 +72,7 @@ class Denoiser:
         *,
         cache: CacheMode = "none",
         refresh: Literal["block", "step"] = "block",
+        static_cache: bool = True,
     ) -> None:
         if cache == "exact" and facts.attention == "bidirectional":
             raise ValueError("an exact cache needs causal or block-causal attention")
@@ -80,6 +82,9 @@ class Denoiser:
         self.facts = facts
         self.cache_mode = cache
         self.refresh = refresh
+        # The exact cache preallocated at the canvas's length (False: grown by concatenation
+        # every step, the reference it is tested against).
+        self.static_cache = static_cache
 
     def fill(
         self,
@@ -234,7 +239,9 @@ class Denoiser:
 
     def _open_block(self, canvas, start, end, state, stats) -> None:
         if self.cache_mode == "exact" and state.cache is None:
-            state.cache = KVCache()  # the prompt is prefilled by the first step's forward
+            # The prompt is prefilled by the first step's forward.
+            length = canvas.tokens.shape[1]
+            state.cache = StaticKVCache(length) if self.static_cache else KVCache()
         elif self.cache_mode in ("prefix", "dual") and self.refresh == "block":
             self._refresh(canvas, start, end, state, stats)
 
@@ -258,7 +265,7 @@ class Denoiser:
         end: int,
         stats: DenoiseStats,
         *,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
         slot: int | None = None,
         commit: bool | int = False,
         logits_for: tuple[int, int] | None = None,
@@ -298,7 +305,7 @@ class Denoiser:
 
 @dataclass
 class _CacheState:
-    cache: KVCache | None = None
+    cache: KVCache | StaticKVCache | None = None
     edge: torch.Tensor | None = None  # raw logits of the slot just before the block
     window_raw: torch.Tensor | None = None
     fresh_window: bool = False

@@ -48,11 +48,15 @@ def load_checkpoint(
     family: str | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
+    fuse: bool = False,
+    weights: str | None = None,
 ) -> LoadedModel:
     """Load `folder` (config.json, safetensors, tokenizer files) as `family` or the detected one.
 
     `dtype` None keeps the stored dtype on an accelerator and uses float32 on a CPU, where
-    bfloat16 matmuls are slow.
+    bfloat16 matmuls are slow. For decoding, `fuse` fuses the q/k/v and gate/up projections
+    and `weights="int8"` stores the linear layers' weights in int8 (`quantize.py`); both are
+    off by default because training (LoRA on the separate projections) loads through here too.
     """
     folder = Path(folder)
     config = read_config(folder)
@@ -61,6 +65,12 @@ def load_checkpoint(
     tokenizer = load_tokenizer(folder, args)
     facts = resolve_facts(chosen, config, tokenizer, args)
     model = load_weights(folder, chosen, args, torch.device(device), dtype)
+    if fuse:
+        model.fuse_projections()
+    if weights is not None:
+        from backends.llm.quantize import quantize_linears
+
+        quantize_linears(model, weights)
     return LoadedModel(
         model=model, tokenizer=tokenizer, family=chosen, args=args, folder=folder, facts=facts
     )

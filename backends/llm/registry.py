@@ -20,6 +20,7 @@ from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import ModelFacts
 from backends.llm.families import FAMILIES, Family, detect_family
 from backends.llm.loader import checkpoint_facts, load_checkpoint, read_config
+from backends.llm.threads import configure_threads
 from ttdr.errors import ModelUnavailableError
 from ttdr.models import DEFAULT_MODEL
 
@@ -144,8 +145,11 @@ def load_generator(
     folder = resolve_model_folder(name_or_path, cache)
     preset = PRESETS.get(name_or_path)
     target = pick_device(device)
-    chosen = pick_dtype(target) if dtype == "auto" else getattr(torch, dtype)
-    loaded = load_checkpoint(folder, device=target, dtype=chosen)
+    if target.type == "cpu":
+        configure_threads()
+    chosen = pick_dtype(target) if dtype in ("auto", "int8") else getattr(torch, dtype)
+    weights = "int8" if dtype == "int8" else None
+    loaded = load_checkpoint(folder, device=target, dtype=chosen, fuse=True, weights=weights)
     return DiffusionEngine.from_loaded(
         loaded,
         name=preset.name if preset else folder.name,

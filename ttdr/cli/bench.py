@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ import typer
 from ttdr.cli.console import guarded
 from ttdr.config import Settings
 
+DTYPES = ("auto", "float32", "bfloat16", "int8")
 bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 
 
@@ -21,14 +23,50 @@ def bench_engine(
     ] = None,
     tokens: Annotated[int, typer.Option(min=4, help="Tokens to fill per prompt.")] = 64,
     repeats: Annotated[int, typer.Option(min=1, help="Timed repeats (median).")] = 1,
+    dtype: Annotated[
+        str | None, typer.Option(help="auto, float32, bfloat16 or int8 (default: TTDR_DTYPE).")
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option(help="Without fused projections and the static KV cache (before).")
+    ] = False,
+    sweep: Annotated[
+        bool, typer.Option(help="Time one forward per block size and context length instead.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="With --sweep: write cost_sweep.json and .png here.")
+    ] = None,
+    vs: Annotated[
+        str | None, typer.Option(help="Also run a peer engine on the same GGUF: llama-cpp.")
+    ] = None,
+    llama_server: Annotated[
+        str | None, typer.Option(help="The llama-server binary (default: found by --vs).")
+    ] = None,
 ) -> None:
     """Autoregressive vs naive diffusion vs block-parallel decoding on the same weights."""
     from ttdr.api import engine_benchmark
 
+    if vs not in (None, "llama-cpp"):
+        raise typer.BadParameter(f"--vs takes llama-cpp, not {vs!r}")
+    if dtype not in (None, *DTYPES):
+        raise typer.BadParameter(f"--dtype takes {', '.join(DTYPES)}, not {dtype!r}")
+
     def bench() -> None:
+        settings = Settings() if dtype is None else Settings(dtype=dtype)
         report = engine_benchmark(
-            Settings(), model=model, tiny_family=tiny, new_tokens=tokens, repeats=repeats
+            settings,
+            model=model,
+            tiny_family=tiny,
+            new_tokens=tokens,
+            repeats=repeats,
+            plain=plain,
+            sweep=sweep,
+            out=out,
+            vs=vs,
+            llama_server=llama_server,
         )
+        skipped = report.get("llama_cpp", {}).get("skipped")
+        if skipped:
+            typer.echo(f"llama.cpp skipped: {skipped}", err=True)
         typer.echo(json.dumps(report, indent=2))
 
     guarded(bench)

@@ -1,0 +1,139 @@
+"""The engine's fast paths against their plain references, on tiny checkpoints of every family.
+
+Exact paths (the static KV cache, fused projections, logits for only the slots a step reads)
+must give the same tokens as the reference; int8 weights may drift, within bounds. Speed itself
+is measured by `ttdr bench engine`, never here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from backends.llm.engine import DiffusionEngine
+from backends.llm.kv_cache import KVCache, StaticKVCache
+from backends.llm.loader import load_checkpoint
+from backends.llm.quantize import Int8Linear
+from backends.llm.tiny import write_tiny_checkpoint
+
+FAMILIES = ["llada", "dream", "fast_dllm_v2", "sdar", "llama"]
+BLOCK_CAUSAL = ["fast_dllm_v2", "sdar", "llama"]
+MESSAGES = [{"role": "user", "content": "Plan a report on tides and their causes."}]
+SHORT = [{"role": "user", "content": "Tides?"}]
+TEXT = "Research reports cite their sources. The draft is revised with evidence from search."
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Seed 5: weights with which the tiny families write varied text (not one token)."""
+    root = tmp_path_factory.mktemp("speed")
+    return {family: write_tiny_checkpoint(root / family, family, seed=5) for family in FAMILIES}
+
+
+def engine(folder: Path, *, fuse: bool = False, weights: str | None = None, **overrides):
+    loaded = load_checkpoint(folder, dtype=torch.float32, fuse=fuse, weights=weights)
+    small = {"block_size": 4} if loaded.facts.attention == "bidirectional" else {}
+    return DiffusionEngine.from_loaded(loaded, **(small | overrides))
+
+
+def fill(model: DiffusionEngine, prompts: list[list[int]], new_tokens: int):
+    canvas, blocks = model.generation_canvas(prompts, new_tokens)
+    stats = model.denoiser.fill(canvas, blocks, model.policy)
+    return canvas.tokens[:, canvas.gen_start :].tolist(), stats
+
+
+def prompts_of(model: DiffusionEngine) -> list[list[int]]:
+    """Two prompts of different lengths, so the batch is left-padded."""
+    return [model.encode_chat(MESSAGES), model.encode_chat(SHORT)]
+
+
+@pytest.mark.parametrize("family", BLOCK_CAUSAL)
+@pytest.mark.parametrize("threshold", [0.5, 1.0])
+def test_the_static_cache_decodes_what_the_growing_cache_does(checkpoints, family, threshold):
+    static = engine(checkpoints[family], threshold=threshold)
+    growing = engine(checkpoints[family], threshold=threshold)
+    growing.denoiser.static_cache = False
+    prompts = prompts_of(static)
+    fast, fast_stats = fill(static, prompts, 24)
+    plain, plain_stats = fill(growing, prompts, 24)
+    assert fast == plain
+    assert fast_stats.forward_passes == plain_stats.forward_passes
+
+
+def test_a_static_cache_holds_what_a_growing_cache_holds_after_each_call() -> None:
+    """The exact cache's calls: a prefill, uncommitted drafts, a partial commit, a full one."""
+    torch.manual_seed(0)
+    static, growing = StaticKVCache(capacity=20), KVCache()
+    for length, commit in [(6, True), (3, False), (3, False), (5, 2), (4, True), (2, 1)]:
+        k, v = torch.randn(2, 1, 2, length, 8).unbind(0)
+        for layer in range(2):
+            fast = static.place(layer, k, v, None, commit)
+            plain = growing.place(layer, k, v, None, commit)
+            assert all(torch.equal(a, b) for a, b in zip(fast, plain, strict=True))
+        assert static.length == growing.length
+    assert static.length == 6 + 2 + 4 + 1
+
+
+def test_a_static_cache_refuses_slots_and_overflow() -> None:
+    cache = StaticKVCache(capacity=4)
+    k = torch.zeros(1, 1, 3, 8)
+    cache.place(0, k, k, None, True)
+    with pytest.raises(ValueError, match="only appends"):
+        cache.place(0, k, k, 0, False)
+    with pytest.raises(ValueError, match="cannot hold 6"):
+        cache.place(0, k, k, None, False)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fused_projections_decode_what_the_separate_ones_do(checkpoints, family) -> None:
+    fused, plain = engine(checkpoints[family], fuse=True), engine(checkpoints[family])
+    assert fused.model.layers[0].attn.qkv is not None
+    assert not hasattr(fused.model.layers[0].mlp, "gate")
+    prompts = prompts_of(plain)
+    assert fill(fused, prompts, 16)[0] == fill(plain, prompts, 16)[0]
+    tokens = torch.tensor([prompts[0]])
+    positions = torch.arange(tokens.shape[1])[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            fused.model(tokens, positions), plain.model(tokens, positions), rtol=1e-5, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("family", ["llama", "dream"])
+def test_logits_for_some_slots_are_those_slots_of_the_full_logits(checkpoints, family) -> None:
+    model = engine(checkpoints[family]).model
+    tokens = torch.randint(0, 100, (2, 12))
+    positions = torch.arange(12).expand(2, -1)
+    with torch.inference_mode():
+        full = model(tokens, positions)
+        some = model(tokens, positions, logits_for=slice(7, 10))
+    assert some.shape[1] == 3
+    torch.testing.assert_close(some, full[:, 7:10])
+
+
+def test_an_int8_linear_multiplies_by_its_dequantized_weights() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 96, bias=True)
+    quantized = Int8Linear(linear)
+    assert quantized.weight.dtype == torch.int8
+    x = torch.randn(3, 5, 64)
+    expected = x @ quantized.dequantized().T + linear.bias
+    torch.testing.assert_close(quantized(x), expected, rtol=1e-4, atol=1e-4)
+    # per-row scales keep the weight within half a step of the original
+    step = quantized.scales[:, None] / 2
+    assert bool(((quantized.dequantized() - linear.weight).abs() <= step + 1e-7).all())
+
+
+@pytest.mark.parametrize("family", ["llama", "sdar", "dream"])
+def test_int8_weights_keep_the_likelihood_within_two_percent(checkpoints, family) -> None:
+    reference = engine(checkpoints[family])
+    int8 = engine(checkpoints[family], fuse=True, weights="int8")
+    assert isinstance(int8.model.lm_head, Int8Linear)
+    assert isinstance(int8.model.layers[0].attn.qkv, Int8Linear)
+    assert int8.model.embed.weight.dtype == torch.float32  # the embedding stays float
+    plain_nll = reference.score(TEXT, seed=1).nll_per_token
+    int8_nll = int8.score(TEXT, seed=1).nll_per_token
+    assert int8_nll != plain_nll  # the weights did change
+    assert abs(int8_nll - plain_nll) / plain_nll < 0.02
