@@ -62,14 +62,19 @@ def plan_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict:
         if how != "model":
             ctx.emit(Stage.plan, EventKind.warning, how, raw=evolved.text[:500])
         evidence = outline_evidence(ctx, outline) if outline and plan is outline[0] else []
+    record_plan(ctx, plan, "Planned")
+    return {"plan": plan, "evidence": evidence}
+
+
+def record_plan(ctx: ResearchContext, plan: Plan, how: str) -> None:
+    """Store the run's plan and announce its sections (planned, or edited at review)."""
     ctx.store.save_plan(ctx.run_id, plan)
     ctx.emit(
         Stage.plan,
         EventKind.finished,
-        f"Planned {len(plan.sections)} sections: " + "; ".join(plan.titles()),
+        f"{how} {len(plan.sections)} sections: " + "; ".join(plan.titles()),
         sections=plan.titles(),
     )
-    return {"plan": plan, "evidence": evidence}
 
 
 Outline = tuple[Plan, list[list[Passage]]]

@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
 from agents.context import ResearchContext
+from agents.plan import record_plan
 from agents.state import Evidence, ResearchState
 from ttdr.models import EventKind, Plan, Stage
 
@@ -29,13 +30,7 @@ def review_node(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict
         ctx.emit(Stage.plan, EventKind.progress, "Plan accepted as planned")
         return {}
     edited = Plan.model_validate(answer["plan"])
-    ctx.store.save_plan(ctx.run_id, edited)
-    ctx.emit(
-        Stage.plan,
-        EventKind.finished,
-        f"Plan edited at review: {len(edited.sections)} sections: " + "; ".join(edited.titles()),
-        sections=edited.titles(),
-    )
+    record_plan(ctx, edited, "Plan edited at review:")
     kept = carried_evidence(plan, edited, state.get("evidence", []))
     return {"plan": edited, "evidence": Overwrite(kept)}
 

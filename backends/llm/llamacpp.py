@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from backends.llm.default_model import GGUF_MEMBER
+from backends.llm.loopback import free_port
 
 STARTUP_SECONDS = 120.0
 GGUF_NAME = Path(GGUF_MEMBER).name
@@ -63,7 +63,7 @@ def default_gguf(cache: Path) -> Path:
 @contextlib.contextmanager
 def llama_server(binary: Path, gguf: Path, *, threads: int, context: int = 4096) -> Iterator[str]:
     """A running llama-server on a free loopback port; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     command = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
     command += ["-t", str(threads), "-c", str(context), "--parallel", "1"]
     url = f"http://127.0.0.1:{port}"
@@ -137,9 +137,3 @@ def _wait_until_healthy(url: str, process: subprocess.Popen, log) -> None:
                 return
         time.sleep(0.25)
     raise RuntimeError(f"llama-server did not become healthy within {STARTUP_SECONDS:.0f} s")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -15,7 +15,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from backends.llm.loopback import free_port
 from ttdr.errors import ModelUnavailableError
 
 # Different lengths on purpose: a batch pads its prompts to the longest.
@@ -141,7 +141,7 @@ def _ask(client: httpx.Client, prompt: str, max_tokens: int) -> dict[str, Any]:
 @contextmanager
 def _server(command: ServerCommand, batching: bool, timeout: float) -> Iterator[tuple[str, str]]:
     """A `ttdr serve` on a free loopback port with a fresh token, until the block ends."""
-    port = _free_port()
+    port = free_port()
     token = secrets.token_hex(16)
     env = {**os.environ, "TTDR_SERVE_TOKEN": token}
     with tempfile.TemporaryDirectory() as scratch:
@@ -177,12 +177,6 @@ def _wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout: f
             pass
         time.sleep(0.2)
     raise ModelUnavailableError(f"ttdr serve did not answer at {url} within {timeout:.0f} s")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _auth(token: str) -> dict[str, str]:
