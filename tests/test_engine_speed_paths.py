@@ -137,3 +137,21 @@ def test_int8_weights_keep_the_likelihood_within_two_percent(checkpoints, family
     int8_nll = int8.score(TEXT, seed=1).nll_per_token
     assert int8_nll != plain_nll  # the weights did change
     assert abs(int8_nll - plain_nll) / plain_nll < 0.02
+
+
+def test_autoregressive_steps_feed_one_token_and_decode_what_feeding_two_does(checkpoints):
+    """The AR path (causal, block size 1, logit shift) feeds only the token just decided: the
+    block's own slot is predicted from the one before it and attended by nothing earlier."""
+    one = engine(checkpoints["llama"])
+    assert (one.facts.attention, one.policy.block_size) == ("causal", 1)
+    two = engine(checkpoints["llama"])
+    two.denoiser.skip_unread_slot = False
+    uncached = engine(checkpoints["llama"], cache="none")
+    fed: list[int] = []
+    one.model.register_forward_pre_hook(lambda _, args: fed.append(args[0].shape[1]))
+    prompts = prompts_of(one)
+    fast, fast_stats = fill(one, prompts, 12)
+    assert fill(two, prompts, 12)[0] == fast
+    assert fill(uncached, prompts, 12)[0] == fast
+    assert fed[0] == max(len(p) for p in prompts)  # the prefill (left-padded batch)
+    assert fed[1:] == [1] * (fast_stats.forward_passes - 1)

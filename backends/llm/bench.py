@@ -67,7 +67,8 @@ def run_engine_benchmark(
 
     `dtype` "int8" keeps activations in the float dtype `auto` picks and stores the linear
     layers' weights in int8; `plain` turns the load-time and cache optimisations off (fused
-    projections, static cache), so before and after are the same command; `vs="llama-cpp"`
+    projections, static cache, the one-token autoregressive step), so before and after are
+    the same command; `vs="llama-cpp"`
     adds llama-server on the same GGUF (the default model's, or `gguf`). The sweep's JSON
     and plot go to `out` when given.
     """
@@ -84,7 +85,11 @@ def run_engine_benchmark(
         "device": str(target),
         "dtype": str(chosen).removeprefix("torch."),
         "weights": weights or str(chosen).removeprefix("torch."),
-        "optimisations": {"fused_projections": not plain, "static_kv_cache": not plain},
+        "optimisations": {
+            "fused_projections": not plain,
+            "static_kv_cache": not plain,
+            "one_token_autoregressive_step": not plain,
+        },
         "cpu_threads": torch.get_num_threads(),
         "threads_decided_by": threads.source,
         "machine": platform.machine(),
@@ -97,7 +102,7 @@ def run_engine_benchmark(
         if out is not None:
             report["files"] = write_sweep(report, out)
         return report
-    engines = decoding_modes(loaded, diffusion_block, static_cache=not plain)
+    engines = decoding_modes(loaded, diffusion_block, optimised=not plain)
     prompts = [
         engines["autoregressive"].encode_chat([{"role": "user", "content": p}]) for p in PROMPTS
     ]
@@ -212,7 +217,7 @@ def compare_with_llama_cpp(
 
 
 def decoding_modes(
-    loaded: LoadedModel, diffusion_block: int, *, static_cache: bool = True
+    loaded: LoadedModel, diffusion_block: int, *, optimised: bool = True
 ) -> dict[str, DiffusionEngine]:
     """Three engines over the same weights and tokenizer."""
     native = DiffusionEngine.from_loaded(loaded)
@@ -231,7 +236,8 @@ def decoding_modes(
         "block_parallel_cached": _engine(native, facts, policy.with_(threshold=0.9), facts.cache),
     }
     for engine in engines.values():
-        engine.denoiser.static_cache = static_cache
+        engine.denoiser.static_cache = optimised
+        engine.denoiser.skip_unread_slot = optimised
     return engines
 
 
