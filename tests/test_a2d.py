@@ -13,10 +13,8 @@ from agents import prompts
 from backends.llm.a2d.adapter import (
     MASK_TOKEN,
     ConvertedModel,
-    base_fingerprint,
     inner_model,
     load_converted,
-    read_meta,
     save_adapter,
 )
 from backends.llm.a2d.data import (
@@ -27,6 +25,7 @@ from backends.llm.a2d.data import (
     read_records,
     split_chunks,
 )
+from backends.llm.a2d.meta import base_fingerprint, read_meta
 from backends.llm.a2d.objective import (
     ObjectiveConfig,
     attention_mask,
@@ -267,3 +266,103 @@ def test_shards_survive_a_torn_last_line(tmp_path: Path) -> None:
     assert [r["id"] for r in read_records(tmp_path)] == ["a", "b"]
     ShardWriter(tmp_path).write([{"id": "d"}])
     assert [r["id"] for r in read_records(tmp_path)] == ["a", "b", "d"]
+
+
+# -- the converted preset ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def converted_preset(base: Path, data: Path, tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A preset like `smollm2-135m-a2d` over the tiny base: its folder in a model cache and a
+    shipped (bfloat16) adapter from a real two-step fit."""
+    import shutil
+
+    from backends.llm.registry import PRESETS, Preset
+    from ttdr.api import a2d_ship
+
+    trainer = _trainer(base, data, tmp_path / "run", max_steps=2)
+    trainer.fit()
+    cache = tmp_path / "cache"
+    shutil.copytree(base, cache / "tiny-base")
+    shipped, _ = a2d_ship(tmp_path / "run" / "adapter.safetensors", tmp_path / "ship" / "a.st")
+    preset = Preset(
+        name="tiny-a2d", family="llama", source="a test", description="a test",
+        folder_name="tiny-base", adapter=shipped,
+    )  # fmt: skip
+    monkeypatch.setitem(PRESETS, "tiny-a2d", preset)
+    return cache, shipped
+
+
+def test_a_converted_preset_loads_merged_and_decodes_with_the_adapters_facts(
+    converted_preset: tuple[Path, Path],
+) -> None:
+    from backends.llm.a2d.evaluate import converted_engine
+    from backends.llm.registry import PRESETS, load_generator, model_facts, preset_decoding
+
+    cache, shipped = converted_preset
+    engine = load_generator("tiny-a2d", cache)
+    meta = read_meta(shipped)
+    assert (engine.facts.attention, engine.facts.block_size) == ("block_causal", 4)
+    assert engine.facts.mask_id == meta.mask_id and engine.policy.threshold == 0.9
+    assert engine.denoiser.cache_mode == "exact"
+    # What `ttdr models` says comes from the adapter's metadata alone, and agrees.
+    assert model_facts("tiny-a2d", cache) == engine.facts
+    assert preset_decoding(PRESETS["tiny-a2d"]).startswith("block diffusion: block 4")
+    # The preset (fused projections) writes what the adapter merged by hand does.
+    direct = converted_engine(load_converted(cache / "tiny-base", shipped), 0.9, 1.0, "direct")
+    chat = [{"role": "user", "content": "What do research reports cite?"}]
+    assert (
+        engine.generate(chat, max_new_tokens=12).text
+        == direct.generate(chat, max_new_tokens=12).text
+    )
+    base_engine = load_generator(str(cache / "tiny-base"), cache)
+    assert base_engine.facts.attention == "causal"  # the base stays available, autoregressive
+
+
+def test_a_converted_preset_without_its_adapter_says_so(converted_preset) -> None:
+    from backends.llm.registry import load_generator
+    from ttdr.api import check_model
+
+    cache, shipped = converted_preset
+    shipped.unlink()
+    check = check_model("tiny-a2d", cache)
+    assert check.state == "missing" and str(shipped) in check.message
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        load_generator("tiny-a2d", cache)
+
+
+def test_a_shipped_adapter_is_the_fits_in_bfloat16_and_merges_to_nearly_the_same_model(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    from backends.llm.a2d.adapter import ship_adapter
+
+    trainer = _trainer(base, data, tmp_path / "run", max_steps=2)
+    trainer.fit()
+    source = tmp_path / "run" / "adapter.safetensors"
+    shipped = tmp_path / "shipped.safetensors"
+    assert ship_adapter(source, shipped) == read_meta(source) == read_meta(shipped)
+    with safe_open(shipped, framework="pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.bfloat16}  # noqa: SIM118
+    tokens = torch.randint(0, 60, (1, 9))
+    positions = torch.arange(9)[None]
+    with torch.no_grad():
+        full = load_converted(base, source).loaded.model(tokens, positions)
+        half = load_converted(base, shipped).loaded.model(tokens, positions)
+    torch.testing.assert_close(half, full, rtol=0, atol=2e-2)
+
+
+def test_the_shipped_adapter_is_in_the_repository_for_the_default_base() -> None:
+    """A fresh install needs only the registry package and this file (no other download)."""
+    from backends.llm.registry import CONVERTED_MODEL, DEFAULT_MODEL, PRESETS
+
+    preset = PRESETS[CONVERTED_MODEL]
+    assert preset.adapter is not None and preset.adapter.is_file()
+    assert preset.adapter.stat().st_size <= 25_000_000
+    assert preset.folder_name == PRESETS[DEFAULT_MODEL].folder_name
+    meta = read_meta(preset.adapter)
+    assert (meta.base, meta.block_size, meta.attention) == (
+        "smollm2-135m-instruct", 4, "block_causal",
+    )  # fmt: skip
+    assert meta.training["answer_tokens"] > 0

@@ -173,7 +173,11 @@ def test_bench_engine_writes_the_sweep_and_refuses_unknown_options(tmp_path) -> 
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "cost_sweep.json").read_text())
-    assert report["optimisations"] == {"fused_projections": False, "static_kv_cache": False}
+    assert report["optimisations"] == {
+        "fused_projections": False,
+        "static_kv_cache": False,
+        "one_token_autoregressive_step": False,
+    }
     assert report["cost_sweep"]["block_sizes"] == [1, 4, 8, 16]
     assert report["weight_read_bound_ms"] > 0
     assert report["cpu_threads"] == torch.get_num_threads()

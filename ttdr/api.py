@@ -25,6 +25,7 @@ from ttdr.catalog import (
     check_model,
     family_decoding,
     list_models,
+    model_decoding,
     model_info,
     model_names,
     runtime_device,
@@ -53,7 +54,7 @@ from ttdr.models import (
 from ttdr.prompt_population import prompt_components, prompt_versions, reset_prompts
 from ttdr.retrieval_eval import retrieval_recall
 from ttdr.store import Store
-from ttdr.training import a2d_data, a2d_eval, a2d_fit, use_threads
+from ttdr.training import a2d_data, a2d_eval, a2d_fit, a2d_ship, use_threads
 
 MAX_QUESTION_CHARS = 2000
 # Unicode major categories that carry text: letters, marks, numbers, punctuation, symbols.
@@ -665,12 +666,14 @@ __all__ = [
     "a2d_data",
     "a2d_eval",
     "a2d_fit",
+    "a2d_ship",
     "check_model",
     "engine_benchmark",
     "eval_markdown",
     "family_decoding",
     "list_models",
     "load_engine",
+    "model_decoding",
     "model_info",
     "model_names",
     "open_checkpointer",

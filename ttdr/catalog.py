@@ -55,13 +55,13 @@ def model_names() -> list[str]:
 
 
 def list_models(cache: Path) -> list[ModelEntry]:
-    from backends.llm.registry import model_statuses
+    from backends.llm.registry import model_statuses, preset_decoding
 
     return [
         ModelEntry(
             name=status.preset.name,
             family=status.preset.family,
-            decoding=family_decoding(status.preset.family),
+            decoding=preset_decoding(status.preset),
             source=status.preset.source,
             description=status.preset.description,
             folder=status.folder,
@@ -71,6 +71,15 @@ def list_models(cache: Path) -> list[ModelEntry]:
         )
         for status in model_statuses(cache)
     ]
+
+
+def model_decoding(name: str, family: str | None) -> str:
+    """How the model `name` decodes by default, in one line: a converted preset decodes as its
+    adapter says, anything else as its family does."""
+    from backends.llm.registry import PRESETS, preset_decoding
+
+    preset = PRESETS.get(name)
+    return preset_decoding(preset) if preset is not None else family_decoding(family)
 
 
 def family_decoding(family: str | None) -> str:
@@ -125,6 +134,15 @@ def check_model(name: str, cache: Path) -> ModelCheck:
     preset = PRESETS.get(name)
     if preset is not None:
         folder = preset.folder(cache)
+        if preset.adapter is not None and not preset.adapter.is_file():
+            return ModelCheck(
+                name,
+                "missing",
+                preset.family,
+                folder,
+                f"The adapter file {preset.adapter} is missing from this install: reinstall "
+                "ttdr from its repository, which ships it.",
+            )
         if needs_download(name, cache):
             return ModelCheck(
                 name,

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ttdr.config import Settings
+
+if TYPE_CHECKING:
+    from backends.llm.a2d.meta import AdapterMeta
 
 Log = Callable[[str], None]
 
@@ -106,3 +109,12 @@ def a2d_eval(
         factual=factual,
         log=log,
     )
+
+
+def a2d_ship(adapter: Path, out: Path | None = None) -> tuple[Path, AdapterMeta]:
+    """Write `adapter` where the converted preset loads it (or to `out`); its path and metadata."""
+    from backends.llm.a2d.adapter import ship_adapter
+    from backends.llm.registry import CONVERTED_ADAPTER
+
+    dest = out or CONVERTED_ADAPTER
+    return dest, ship_adapter(adapter, dest)

@@ -34,7 +34,7 @@ from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import CacheMode, ModelFacts
 from backends.llm.llamacpp import default_gguf, find_llama_server, llama_server, measure_completions
 from backends.llm.loader import LoadedModel, load_checkpoint
-from backends.llm.registry import pick_device, pick_dtype, resolve_model_folder
+from backends.llm.registry import load_model, pick_device, pick_dtype
 from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
 from ttdr.models import DEFAULT_MODEL
@@ -150,11 +150,10 @@ def write_sweep(report: dict, out: Path) -> dict[str, str]:
 
 
 def _load(model, cache_dir, tiny_family, target, dtype, *, fuse, weights) -> LoadedModel:
+    if not tiny_family:  # a preset (a converted one with its adapter merged) or a folder
+        return load_model(model, cache_dir, device=target, dtype=dtype, fuse=fuse, weights=weights)
     with tempfile.TemporaryDirectory() as scratch:
-        if tiny_family:
-            folder = write_tiny_checkpoint(Path(scratch) / tiny_family, tiny_family)
-        else:
-            folder = resolve_model_folder(model, cache_dir)
+        folder = write_tiny_checkpoint(Path(scratch) / tiny_family, tiny_family)
         return load_checkpoint(folder, device=target, dtype=dtype, fuse=fuse, weights=weights)
 
 

@@ -1,6 +1,7 @@
 """Model names a user can type, and how each becomes a loaded engine.
 
-A name is a preset (the default model, fetched from the package index on first use, or a
+A name is a preset (the default model, fetched from the package index on first use; the same
+base with ttdr's block-diffusion adapter merged in, the adapter shipped in this package; or a
 known dLLM checkpoint the user places in the model cache) or the path of any local checkpoint
 folder of a known family. Every model runs through the dLLM engine; what differs is its
 family's decode defaults (`ttdr models info NAME`).
@@ -19,10 +20,13 @@ from backends.llm.default_model import ensure_default_model, is_ready
 from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import ModelFacts
 from backends.llm.families import FAMILIES, Family, detect_family
-from backends.llm.loader import checkpoint_facts, load_checkpoint, read_config
+from backends.llm.loader import LoadedModel, checkpoint_facts, load_checkpoint, read_config
 from backends.llm.threads import configure_threads
 from ttdr.errors import ModelUnavailableError
 from ttdr.models import DEFAULT_MODEL
+
+CONVERTED_MODEL = "smollm2-135m-a2d"
+CONVERTED_ADAPTER = Path(__file__).parent / "adapters" / f"{CONVERTED_MODEL}.safetensors"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class Preset:
     # Fills the preset's folder (given) and returns it; None: the user supplies the folder.
     fetch: Callable[[Path], Path] | None = None
     repetition_penalty: float = 1.0
+    # An A2D adapter merged into the base at load (`a2d/adapter.py`): the preset is the base
+    # converted to block diffusion, decoded with the adapter's attention, block and mask.
+    adapter: Path | None = None
 
     def folder(self, cache: Path) -> Path:
         return cache / self.folder_name
@@ -52,6 +59,18 @@ PRESETS: dict[str, Preset] = {
             folder_name="smollm2-135m-instruct",
             fetch=ensure_default_model,
             repetition_penalty=1.2,  # greedy decoding of a 135M model loops without it
+        ),
+        Preset(
+            name=CONVERTED_MODEL,
+            family="llama",
+            source="the default's base plus ttdr's A2D adapter, shipped in this package",
+            description="SmolLM2-135M-Instruct converted to block diffusion by ttdr (block 4, "
+            "LoRA merged at load); experimental: still about one token per forward "
+            "(docs/a2d/MODEL_CARD.md).",
+            folder_name="smollm2-135m-instruct",
+            fetch=ensure_default_model,
+            repetition_penalty=1.2,
+            adapter=CONVERTED_ADAPTER,
         ),
         Preset(
             name="llada-8b-instruct",
@@ -142,19 +161,39 @@ def pick_dtype(device: torch.device) -> torch.dtype:
 def load_generator(
     name_or_path: str, cache: Path, *, device: str = "auto", dtype: str = "auto"
 ) -> DiffusionEngine:
-    folder = resolve_model_folder(name_or_path, cache)
     preset = PRESETS.get(name_or_path)
     target = pick_device(device)
     if target.type == "cpu":
         configure_threads()
     chosen = pick_dtype(target) if dtype in ("auto", "int8") else getattr(torch, dtype)
     weights = "int8" if dtype == "int8" else None
-    loaded = load_checkpoint(folder, device=target, dtype=chosen, fuse=True, weights=weights)
+    loaded = load_model(name_or_path, cache, device=target, dtype=chosen, weights=weights)
     return DiffusionEngine.from_loaded(
         loaded,
-        name=preset.name if preset else folder.name,
+        name=preset.name if preset else loaded.folder.name,
         repetition_penalty=preset.repetition_penalty if preset else 1.0,
     )
+
+
+def load_model(
+    name_or_path: str,
+    cache: Path,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    fuse: bool = True,
+    weights: str | None = None,
+) -> LoadedModel:
+    """A preset's or a folder's weights ready to decode; a converted preset's adapter merged."""
+    folder = resolve_model_folder(name_or_path, cache)
+    preset = PRESETS.get(name_or_path)
+    if preset is not None and preset.adapter is not None:
+        from backends.llm.a2d.adapter import load_converted
+
+        return load_converted(
+            folder, preset.adapter, device=device, dtype=dtype, fuse=fuse, weights=weights
+        ).loaded
+    return load_checkpoint(folder, device=device, dtype=dtype, fuse=fuse, weights=weights)
 
 
 @dataclass(frozen=True)
@@ -198,9 +237,30 @@ def model_facts(name_or_path: str, cache: Path) -> ModelFacts:
         return family.facts
     else:
         folder = Path(name_or_path).expanduser()
-    if not (folder / "config.json").is_file():
-        return family.facts
-    return checkpoint_facts(folder, family)
+    base = checkpoint_facts(folder, family) if (folder / "config.json").is_file() else family.facts
+    if preset is not None and preset.adapter is not None:
+        return adapted_facts(base, preset.adapter)
+    return base
+
+
+def preset_decoding(preset: Preset) -> str:
+    """How a preset decodes by default, in one line, without reading any weights."""
+    facts = FAMILIES[preset.family].facts
+    if preset.adapter is not None:
+        facts = adapted_facts(facts, preset.adapter)
+    return facts.describe()
+
+
+def adapted_facts(base: ModelFacts, adapter: Path) -> ModelFacts:
+    """The base's facts as the adapter changes them (its metadata only; no peft, no weights).
+    An adapter file that is missing or not an adapter leaves the base's facts, so listing the
+    models never fails on it; loading the preset says what is wrong."""
+    from backends.llm.a2d.meta import converted_facts, read_meta
+
+    try:
+        return converted_facts(base, read_meta(adapter))
+    except ModelUnavailableError:
+        return base
 
 
 def describe_folder(folder: Path) -> dict[str, object]:

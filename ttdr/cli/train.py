@@ -1,8 +1,9 @@
-"""`ttdr train a2d data|fit|eval`: convert the default model into a block-diffusion model.
+"""`ttdr train a2d data|fit|eval|ship`: convert the default model into a block-diffusion model.
 
 Each command is resumable or repeatable: `data` appends to its shards and skips prompts already
-answered, `fit` continues from the checkpoint in --out, `eval` prints JSON. Checkpoints belong
-outside the repository; only the adapter file is meant to be committed.
+answered, `fit` continues from the checkpoint in --out, `eval` prints JSON, `ship` writes the
+adapter the `smollm2-135m-a2d` preset loads. Checkpoints belong outside the repository; only
+the shipped adapter file is meant to be committed.
 """
 
 from __future__ import annotations
@@ -118,5 +119,25 @@ def eval_command(
         if out is not None:
             write_output(out, text + "\n")
         typer.echo(text)
+
+    guarded(run)
+
+
+@a2d_app.command("ship")
+def ship_command(
+    adapter: Annotated[Path, typer.Option(help="A fit's adapter file (adapter.safetensors).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write it; default: the preset's own file.")
+    ] = None,
+) -> None:
+    """Copy a fit's adapter (in bfloat16, same metadata) to where the converted preset loads it."""
+    from ttdr.api import a2d_ship
+
+    def run() -> None:
+        dest, meta = a2d_ship(adapter, out)
+        steps = meta.training.get("steps", "?")
+        tokens = meta.training.get("answer_tokens", "?")
+        typer.echo(f"{dest}: block {meta.block_size}, rank {meta.rank}, step {steps}, "
+                   f"{tokens} answer tokens ({dest.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
 
     guarded(run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ttdr.api import check_model, family_decoding, list_models, runtime_device
+from ttdr.api import check_model, list_models, model_decoding, runtime_device
 from ttdr.config import Settings
 from ui import icons
 from ui.safe_markdown import escape_markdown
@@ -38,7 +38,7 @@ else:
     st.error(escape_markdown(active.message))
 facts = {
     "Family": active.family or "unknown",
-    "Decoding": family_decoding(active.family),
+    "Decoding": model_decoding(settings.model, active.family),
     "Device": runtime_device(settings),
     "Model cache": str(settings.model_cache),
 }

@@ -22,15 +22,9 @@ from typing import Any
 
 import torch
 
-from backends.llm.a2d.adapter import (
-    AdapterMeta,
-    attach_lora,
-    base_fingerprint,
-    inner_model,
-    mask_token_id,
-    save_adapter,
-)
+from backends.llm.a2d.adapter import attach_lora, inner_model, mask_token_id, save_adapter
 from backends.llm.a2d.data import read_records
+from backends.llm.a2d.meta import AdapterMeta, base_fingerprint
 from backends.llm.a2d.objective import (
     ObjectiveConfig,
     block_diffusion_loss,
