@@ -241,6 +241,10 @@ def test_loader_refuses_an_adapter_for_another_base(base: Path, data: Path, tmp_
     with pytest.raises(ModelUnavailableError, match="tiny-base") as caught:
         load_converted(other, tmp_path / "run" / "adapter.safetensors")
     assert "other-base" in str(caught.value)
+    # Same folder name, other weights (the default model converted by another transformers).
+    renamed = _tiny_base(tmp_path / "elsewhere" / "tiny-base", seed=7)
+    with pytest.raises(ModelUnavailableError, match="other weights of 'tiny-base'"):
+        load_converted(renamed, tmp_path / "run" / "adapter.safetensors")
 
 
 # -- data ------------------------------------------------------------------------------------

@@ -71,11 +71,18 @@ def read_meta(path: Path) -> AdapterMeta:
 
 def check_base(meta: AdapterMeta, folder: Path, path: Path) -> None:
     found = base_fingerprint(folder)
-    if found != meta.base_sha256:
+    if found == meta.base_sha256:
+        return
+    if Path(folder).name == meta.base:  # the same model, other bytes: e.g. converted anew
         raise ModelUnavailableError(
-            f"adapter {path} was trained on base {meta.base!r} (sha256 {meta.base_sha256[:12]}), "
-            f"not on {Path(folder).name!r} (sha256 {found[:12]}): use the base it was trained on."
+            f"adapter {path} was trained on other weights of {meta.base!r} than those at "
+            f"{folder} (sha256 {meta.base_sha256[:12]}, found {found[:12]}; converted by another "
+            "version of transformers?): use the autoregressive model, or train an adapter here."
         )
+    raise ModelUnavailableError(
+        f"adapter {path} was trained on base {meta.base!r} (sha256 {meta.base_sha256[:12]}), "
+        f"not on {Path(folder).name!r} (sha256 {found[:12]}): use the base it was trained on."
+    )
 
 
 def converted_facts(base: ModelFacts, meta: AdapterMeta) -> ModelFacts:
