@@ -34,7 +34,7 @@ from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import CacheMode, ModelFacts
 from backends.llm.llamacpp import default_gguf, find_llama_server, llama_server, measure_completions
 from backends.llm.loader import LoadedModel, load_checkpoint
-from backends.llm.registry import load_model, pick_device, pick_dtype
+from backends.llm.registry import decode_precision, load_model, pick_device
 from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
 from ttdr.models import DEFAULT_MODEL
@@ -68,14 +68,12 @@ def run_engine_benchmark(
     `dtype` "int8" keeps activations in the float dtype `auto` picks and stores the linear
     layers' weights in int8; `plain` turns the load-time and cache optimisations off (fused
     projections, static cache, the one-token autoregressive step), so before and after are
-    the same command; `vs="llama-cpp"`
-    adds llama-server on the same GGUF (the default model's, or `gguf`). The sweep's JSON
-    and plot go to `out` when given.
+    the same command; `vs="llama-cpp"` adds llama-server on the same GGUF (the default
+    model's, or `gguf`). The sweep's JSON and plot go to `out` when given.
     """
     threads = configure_threads()
     target = pick_device(device)
-    weights = "int8" if dtype == "int8" else None
-    chosen = pick_dtype(target) if dtype in ("auto", "int8") else getattr(torch, dtype)
+    chosen, weights = decode_precision(dtype, target)
     loaded = _load(model, cache_dir, tiny_family, target, chosen, fuse=not plain, weights=weights)
     bandwidth = copy_bandwidth()
     bound_ms = weight_read_bound_ms(loaded.model, bandwidth)

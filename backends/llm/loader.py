@@ -65,15 +65,21 @@ def load_checkpoint(
     tokenizer = load_tokenizer(folder, args)
     facts = resolve_facts(chosen, config, tokenizer, args)
     model = load_weights(folder, chosen, args, torch.device(device), dtype)
+    prepare_for_decoding(model, fuse=fuse, weights=weights)
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, family=chosen, args=args, folder=folder, facts=facts
+    )
+
+
+def prepare_for_decoding(model: Transformer, *, fuse: bool, weights: str | None) -> None:
+    """The load-time decoding layout: fused q/k/v and gate/up projections (`fuse`), then the
+    linear layers' weights in int8 (`weights="int8"`)."""
     if fuse:
         model.fuse_projections()
     if weights is not None:
         from backends.llm.quantize import quantize_linears
 
         quantize_linears(model, weights)
-    return LoadedModel(
-        model=model, tokenizer=tokenizer, family=chosen, args=args, folder=folder, facts=facts
-    )
 
 
 def checkpoint_facts(folder: str | Path, family: Family | None = None) -> ModelFacts:

@@ -158,6 +158,14 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
+def decode_precision(dtype: str, device: torch.device) -> tuple[torch.dtype, str | None]:
+    """The activations' dtype and the weights' storage for a `TTDR_DTYPE` value: "int8" keeps
+    activations in the dtype "auto" picks and stores the linear layers' weights in int8."""
+    weights = "int8" if dtype == "int8" else None
+    chosen = pick_dtype(device) if dtype in ("auto", "int8") else getattr(torch, dtype)
+    return chosen, weights
+
+
 def load_generator(
     name_or_path: str, cache: Path, *, device: str = "auto", dtype: str = "auto"
 ) -> DiffusionEngine:
@@ -165,8 +173,7 @@ def load_generator(
     target = pick_device(device)
     if target.type == "cpu":
         configure_threads()
-    chosen = pick_dtype(target) if dtype in ("auto", "int8") else getattr(torch, dtype)
-    weights = "int8" if dtype == "int8" else None
+    chosen, weights = decode_precision(dtype, target)
     loaded = load_model(name_or_path, cache, device=target, dtype=chosen, weights=weights)
     return DiffusionEngine.from_loaded(
         loaded,

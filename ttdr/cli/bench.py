@@ -27,7 +27,11 @@ def bench_engine(
         str | None, typer.Option(help="auto, float32, bfloat16 or int8 (default: TTDR_DTYPE).")
     ] = None,
     plain: Annotated[
-        bool, typer.Option(help="Without fused projections and the static KV cache (before).")
+        bool,
+        typer.Option(
+            help="Without fused projections, the static KV cache and the one-token AR step "
+            "(before)."
+        ),
     ] = False,
     sweep: Annotated[
         bool, typer.Option(help="Time one forward per block size and context length instead.")

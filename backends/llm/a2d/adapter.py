@@ -26,7 +26,7 @@ from backends.llm.a2d.meta import (
     read_meta,
 )
 from backends.llm.facts import ModelFacts
-from backends.llm.loader import LoadedModel, load_checkpoint
+from backends.llm.loader import LoadedModel, load_checkpoint, prepare_for_decoding
 from backends.llm.transformer import Transformer
 from ttdr.errors import ModelUnavailableError
 
@@ -68,12 +68,21 @@ def adapter_tensors(peft_model: PeftModel) -> dict[str, torch.Tensor]:
 
 
 def save_adapter(path: Path, peft_model: PeftModel, meta: AdapterMeta) -> None:
+    write_adapter_file(path, adapter_tensors(peft_model), meta)
+
+
+def write_adapter_file(path: Path, tensors: dict[str, torch.Tensor], meta: AdapterMeta) -> None:
     """Write atomically (a kill mid-write never leaves a torn adapter behind)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(adapter_tensors(peft_model), tmp, metadata=meta.to_strings())
+    save_file(tensors, tmp, metadata=meta.to_strings())
     os.replace(tmp, path)
+
+
+def read_adapter_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(path, framework="pt") as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
 
 
 def merge_adapter(model: Transformer, path: Path) -> Transformer:
@@ -81,9 +90,7 @@ def merge_adapter(model: Transformer, path: Path) -> Transformer:
     meta = read_meta(path)
     dtype = next(model.parameters()).dtype
     wrapped = attach_lora(model.float(), meta.rank, meta.alpha, meta.mask_id)
-    with safe_open(path, framework="pt") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    result = set_peft_model_state_dict(wrapped, tensors)
+    result = set_peft_model_state_dict(wrapped, read_adapter_tensors(path))
     if result.unexpected_keys:
         raise ModelUnavailableError(
             f"adapter {path} has tensors this model does not: {result.unexpected_keys[:3]}"
@@ -120,12 +127,7 @@ def load_converted(
     model = merge_adapter(loaded.model, path)
     if dtype is not None:
         model = model.to(dtype)
-    if fuse:
-        model.fuse_projections()
-    if weights is not None:
-        from backends.llm.quantize import quantize_linears
-
-        quantize_linears(model, weights)
+    prepare_for_decoding(model, fuse=fuse, weights=weights)
     converted = replace(loaded, model=model, facts=converted_facts(loaded.facts, meta))
     return ConvertedModel(converted, meta)
 
@@ -134,13 +136,8 @@ def ship_adapter(source: Path, dest: Path) -> AdapterMeta:
     """A copy of a training run's adapter to commit: the same tensors in bfloat16 (half the
     bytes in the repository; the merge is done in float32 either way) and the same metadata."""
     meta = read_meta(source)
-    with safe_open(source, framework="pt") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
+    tensors = read_adapter_tensors(source)
     shipped = {name: tensor.to(torch.bfloat16).contiguous() for name, tensor in tensors.items()}
-    save_file(shipped, tmp, metadata=meta.to_strings())
-    tmp.chmod(0o644)  # a file in the repository and in the wheel, read by every user
-    os.replace(tmp, dest)
+    write_adapter_file(dest, shipped, meta)
+    Path(dest).chmod(0o644)  # a file in the repository and in the wheel, read by every user
     return meta
