@@ -88,8 +88,11 @@ def data(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _trainer(base: Path, data: Path, out: Path, **changes) -> Trainer:
-    return Trainer(base, data, out, replace(SMALL, **changes), log=lambda _line: None)
+def _trainer(
+    base: Path, data: Path, out: Path, init_adapter: Path | None = None, **changes
+) -> Trainer:
+    config = replace(SMALL, **changes)
+    return Trainer(base, data, out, config, log=lambda _line: None, init_adapter=init_adapter)
 
 
 # -- the objective ---------------------------------------------------------------------------
@@ -180,6 +183,62 @@ def test_a_killed_run_resumes_with_identical_state(base: Path, data: Path, tmp_p
     assert torch.equal(straight.generator.get_state(), second.generator.get_state())
     log = [json.loads(x) for x in (tmp_path / "resumed" / "train.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 6 and "tokens_per_s" in log[-1]
+
+
+def test_a_new_run_warm_starts_from_an_adapter_and_its_counters(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    """A lost checkpoint (a new machine) costs the optimizer state, not the training."""
+    first = _trainer(base, data, tmp_path / "first", max_steps=3)
+    first.fit()
+    adapter = tmp_path / "first" / "adapter.safetensors"
+    lines: list[str] = []
+    config = replace(SMALL, max_steps=5, warmup_steps=4)
+    second = Trainer(
+        base, data, tmp_path / "second", config, log=lines.append, init_adapter=adapter
+    )
+    assert not second.resumed
+    for a, b in zip(first.params, second.params, strict=True):
+        assert torch.equal(a, b)
+    assert (second.position.step, second.position.tokens) == (3, first.position.tokens)
+    assert any(json.loads(line).get("event") == "warm_start" for line in lines)
+    record = second.step()
+    assert record["lr"] == pytest.approx(SMALL.lr / 4)  # its own warm-up, from step 3
+    second.fit()
+    meta = read_meta(tmp_path / "second" / "adapter.safetensors")
+    assert meta.training["steps"] == 5
+    assert meta.training["lineage"]["steps"] == 3
+    # A checkpoint in --out wins over --init-adapter: a restart resumes, it does not re-warm.
+    again = Trainer(base, data, tmp_path / "second", config, log=lines.append, init_adapter=adapter)
+    assert again.resumed and again.position.step == 5
+
+
+def test_a_warm_start_refuses_an_adapter_of_another_recipe(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    first = _trainer(base, data, tmp_path / "first", max_steps=1)
+    first.fit()
+    adapter = tmp_path / "first" / "adapter.safetensors"
+    with pytest.raises(ModelUnavailableError, match=r"rank 4 \(this run: 8\)"):
+        _trainer(base, data, tmp_path / "other", rank=8, init_adapter=adapter)
+    other = _tiny_base(tmp_path / "other-base", seed=7)
+    with pytest.raises(ModelUnavailableError, match="tiny-base"):
+        _trainer(other, data, tmp_path / "elsewhere", init_adapter=adapter)
+
+
+def test_records_appended_during_a_fit_join_the_next_epoch(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    shards = tmp_path / "data"
+    records = read_records(data)
+    ShardWriter(shards).write(records[:10])
+    trainer = _trainer(base, shards, tmp_path / "run")
+    while trainer.position.epoch == 0:
+        trainer.step()
+        if trainer.position.index >= 4 and len(read_records(shards)) == 10:
+            ShardWriter(shards).write(records[10:25])  # `ttdr train a2d data` still running
+    assert trainer.position.epoch == 1
+    assert trainer.position.epoch_records == 25 and len(trainer.records) == 25
 
 
 # -- the adapter -----------------------------------------------------------------------------

@@ -64,15 +64,19 @@ def a2d_fit(
     out: Path,
     *,
     model: str | None = None,
+    init_adapter: Path | None = None,
     log: Log = print,
     **options: Any,
 ) -> dict[str, Any]:
     """Block-diffusion LoRA training on the shards in `data`, continuing from the checkpoint
-    in `out` if there is one. `options` are `FitConfig`'s fields (backends/llm/a2d/trainer.py).
-    Returns where the adapter is and how far training got."""
+    in `out` if there is one, else from `init_adapter`'s weights if given (a new machine: the
+    shipped adapter carries on where its run stopped). `options` are `FitConfig`'s fields
+    (backends/llm/a2d/trainer.py). Returns where the adapter is and how far training got."""
     from backends.llm.a2d.trainer import FitConfig, Trainer
 
-    trainer = Trainer(base_model_folder(settings, model), data, out, FitConfig(**options), log=log)
+    folder = base_model_folder(settings, model)
+    config = FitConfig(**options)
+    trainer = Trainer(folder, data, out, config, log=log, init_adapter=init_adapter)
     trainer.fit()
     return {
         "event": "done",

@@ -80,13 +80,20 @@ def fit_command(
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: ThreadsOption = None,
+    init_adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Warm-start a new run from this adapter (e.g. the shipped one); "
+            "ignored when --out holds a checkpoint."
+        ),
+    ] = None,
 ) -> None:
     """Block-diffusion LoRA training; continues from the checkpoint in --out if there is one."""
     from ttdr.api import a2d_fit
 
     def run() -> None:
         done = a2d_fit(
-            Settings(), data, out, model=model, log=typer.echo,
+            Settings(), data, out, model=model, init_adapter=init_adapter, log=typer.echo,
             block_size=block_size, rank=rank, alpha=alpha, lr=lr, row_tokens=row_tokens,
             rows=rows, bf16=bf16, seed=seed, max_tokens=max_tokens, max_steps=max_steps,
             checkpoint_minutes=checkpoint_minutes, log_every=log_every, threads=threads,

@@ -6,6 +6,13 @@ epoch's order, how many records the epoch saw) and the masking RNG, in one file 
 atomically. A resumed run continues with identical state: the same next batch, the same masks,
 the same update. The latest adapter is written beside each checkpoint, so progress is usable
 (and committable) while the run goes on.
+
+A run whose checkpoint is gone (a new machine) need not start from nothing: `init_adapter`
+warm-starts a new run folder from a shipped adapter's weights, after checking it was trained
+on this base with this recipe; the step and token counters continue from the adapter's, so the
+learning curve goes on, and the optimizer starts afresh with its own warm-up. Shards are read
+again at every epoch boundary, so records that `ttdr train a2d data` appends while the fit runs
+join the next epoch without a restart.
 """
 
 from __future__ import annotations
@@ -21,10 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import set_peft_model_state_dict
 
-from backends.llm.a2d.adapter import attach_lora, inner_model, mask_token_id, save_adapter
+from backends.llm.a2d.adapter import (
+    attach_lora,
+    inner_model,
+    mask_token_id,
+    read_adapter_tensors,
+    save_adapter,
+)
 from backends.llm.a2d.data import read_records
-from backends.llm.a2d.meta import AdapterMeta, base_fingerprint
+from backends.llm.a2d.meta import AdapterMeta, base_fingerprint, check_base, read_meta
 from backends.llm.a2d.objective import (
     ObjectiveConfig,
     block_diffusion_loss,
@@ -33,6 +47,7 @@ from backends.llm.a2d.objective import (
     pack_rows,
 )
 from backends.llm.loader import load_checkpoint
+from ttdr.errors import ModelUnavailableError
 
 CHECKPOINT = "checkpoint.pt"
 ADAPTER = "adapter.safetensors"
@@ -71,6 +86,7 @@ class Position:
     tokens: int = 0  # answer tokens trained on
     stream_tokens: int = 0
     seconds: float = 0.0  # training time, summed over resumes
+    run_start_step: int = 0  # the step this run folder started at (its warm-up counts from it)
 
 
 class Trainer:
@@ -82,6 +98,7 @@ class Trainer:
         config: FitConfig,
         *,
         log: Callable[[str], None] = print,
+        init_adapter: Path | None = None,
     ) -> None:
         self.base, self.data, self.out, self.log = Path(base), Path(data), Path(out), log
         self.out.mkdir(parents=True, exist_ok=True)
@@ -104,11 +121,14 @@ class Trainer:
         )
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.position = Position()
-        self.records = [r for r in read_records(self.data) if r.get("answer")]
+        self.records = self._read_records()
         if not self.records:
             raise ValueError(f"no training records in {self.data}")
         self.base_sha256 = base_fingerprint(self.base)
+        self.lineage: dict[str, Any] = {}  # the adapter this run was warm-started from
         self.resumed = self._resume()
+        if not self.resumed and init_adapter is not None:
+            self._warm_start(Path(init_adapter))
         self._order: list[int] | None = None
 
     # -- configuration and state -------------------------------------------------------------
@@ -137,8 +157,46 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.position = Position(**state["position"])
+        self.lineage = state.get("lineage", {})
         self.log(json.dumps({"event": "resumed", **asdict(self.position)}))
         return True
+
+    def _warm_start(self, path: Path) -> None:
+        """Start from `path`'s LoRA weights and mask row; refuse an adapter of another base or
+        recipe, naming what differs (its weights would mean something else here)."""
+        meta = read_meta(path)
+        check_base(meta, self.base, path)
+        c = self.config
+        ours = {"block_size": c.block_size, "rank": c.rank, "alpha": c.alpha}
+        ours["mask_id"] = self.mask_id
+        differs = {k: (getattr(meta, k), v) for k, v in ours.items() if getattr(meta, k) != v}
+        if differs:
+            said = ", ".join(
+                f"{k} {theirs} (this run: {mine})" for k, (theirs, mine) in differs.items()
+            )
+            raise ModelUnavailableError(
+                f"adapter {path} was trained with {said}: start with the same options."
+            )
+        result = set_peft_model_state_dict(self.model, read_adapter_tensors(path))
+        if result.unexpected_keys:
+            raise ModelUnavailableError(
+                f"adapter {path} has tensors this model does not: {result.unexpected_keys[:3]}"
+            )
+        done = meta.training
+        self.position = Position(
+            step=int(done.get("steps", 0)),
+            tokens=int(done.get("answer_tokens", 0)),
+            stream_tokens=int(done.get("stream_tokens", 0)),
+            seconds=float(done.get("cpu_seconds", 0.0)),
+            run_start_step=int(done.get("steps", 0)),
+        )
+        self.lineage = {
+            "from": path.name,
+            "steps": self.position.step,
+            "answer_tokens": self.position.tokens,
+            "earlier": done.get("lineage", {}),
+        }
+        self.log(json.dumps({"event": "warm_start", "adapter": str(path), **self.lineage}))
 
     def _trainable_names(self) -> list[str]:
         return [n for n, p in self.model.named_parameters() if p.requires_grad]
@@ -154,6 +212,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "position": asdict(self.position),
             "config": asdict(self.config),
+            "lineage": self.lineage,
         }
         tmp = self.out / (CHECKPOINT + ".tmp")
         torch.save(state, tmp)
@@ -177,15 +236,21 @@ class Trainer:
                 "stream_tokens": self.position.stream_tokens,
                 "cpu_seconds": round(self.position.seconds, 1),
                 "recipe": recipe,
+                "lineage": self.lineage,
             },
         )
 
     # -- data ----------------------------------------------------------------------------
 
+    def _read_records(self) -> list[dict[str, Any]]:
+        return [r for r in read_records(self.data) if r.get("answer")]
+
     def _epoch_order(self) -> list[int]:
-        """The epoch's shuffled record order; records appended later join the next epoch."""
+        """The epoch's shuffled record order; records appended later join the next epoch
+        (shards only grow, so the records an epoch's order covers are the same on resume)."""
         pos = self.position
         if pos.epoch_records == 0:
+            self.records = self._read_records() or self.records
             pos.epoch_records = len(self.records)
         if self._order is None:
             g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + pos.epoch)
@@ -226,7 +291,7 @@ class Trainer:
         c, pos = self.config, self.position
         start = time.perf_counter()
         batch = self.next_batch()
-        lr = c.lr * min(1.0, (pos.step + 1) / max(c.warmup_steps, 1))
+        lr = c.lr * min(1.0, (pos.step - pos.run_start_step + 1) / max(c.warmup_steps, 1))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
