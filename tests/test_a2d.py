@@ -331,6 +331,40 @@ def test_shards_survive_a_torn_last_line(tmp_path: Path) -> None:
     assert [r["id"] for r in read_records(tmp_path)] == ["a", "b", "d"]
 
 
+def test_data_generation_appends_answers_and_keeps_the_thread_count_asked_for(
+    base: Path, tmp_path: Path
+) -> None:
+    """`ttdr train a2d data` on a tiny model: shards of the model's own answers, a rerun adds
+    to them without repeating a prompt, and `threads` survives the engine's own sizing."""
+    from backends.llm.threads import choose_threads
+    from ttdr.api import a2d_data
+    from ttdr.config import Settings
+
+    corpus = Path(__file__).resolve().parents[1] / "examples" / "corpus"
+    out = tmp_path / "data"
+    asked = choose_threads().threads + 1  # what the engine would not pick by itself
+    before = torch.get_num_threads()
+    try:
+        stats = a2d_data(
+            Settings(), out, 20, model=str(base), sources=[corpus], batch_size=2, threads=asked,
+            log=lambda _line: None,
+        )  # fmt: skip
+        assert torch.get_num_threads() == asked
+    finally:
+        torch.set_num_threads(before)
+    first = read_records(out)
+    assert len(first) == stats["records"] >= 2 and stats["answer_tokens"] >= 20
+    assert all(r["prompt"] and r["answer"] and r["source"] == str(corpus) for r in first)
+    more = a2d_data(
+        Settings(), out, stats["answer_tokens"] + 1, model=str(base), sources=[corpus],
+        batch_size=2, log=lambda _line: None,
+    )  # fmt: skip
+    records = read_records(out)
+    assert more["records"] == len(records) > len(first)
+    assert records[: len(first)] == first
+    assert len({r["id"] for r in records}) == len(records)
+
+
 # -- the converted preset ----------------------------------------------------------------------
 
 

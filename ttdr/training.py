@@ -44,15 +44,20 @@ def a2d_data(
     sources: Sequence[Path] | None = None,
     batch_size: int = 32,
     seed: int = 0,
+    threads: int | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
     """The base model's own greedy answers to ttdr-shaped and general prompts, appended to the
-    JSONL shards in `out` until they hold `tokens` answer tokens; returns the shards' stats."""
+    JSONL shards in `out` until they hold `tokens` answer tokens; returns the shards' stats.
+    `threads` is applied after loading, which sizes the pool to every usable core (the data
+    job usually shares the machine with a fit on the other core)."""
     from agents import prompts as templates
     from backends.llm.a2d.data import PromptBuilder, default_sources, gather_texts, generate_data
     from backends.llm.registry import load_generator
 
     engine = load_generator(model or settings.model, settings.model_cache, dtype="float32")
+    if threads:
+        use_threads(threads)
     builder = PromptBuilder(gather_texts(sources or default_sources()), templates, seed=seed)
     stats = generate_data(engine, builder, out, tokens, batch_size=batch_size, log=log)
     return stats.to_json()

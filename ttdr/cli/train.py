@@ -49,13 +49,12 @@ def data_command(
     threads: ThreadsOption = None,
 ) -> None:
     """The base model's own greedy answers to ttdr-shaped and general prompts."""
-    from ttdr.api import a2d_data, use_threads
+    from ttdr.api import a2d_data
 
     def run() -> None:
-        use_threads(threads)
         stats = a2d_data(
             Settings(), out, tokens, model=model, sources=source, batch_size=batch_size,
-            seed=seed, log=typer.echo,
+            seed=seed, threads=threads, log=typer.echo,
         )  # fmt: skip
         typer.echo(json.dumps(stats, indent=2))
 
