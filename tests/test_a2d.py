@@ -29,6 +29,7 @@ from backends.llm.a2d.meta import base_fingerprint, read_meta
 from backends.llm.a2d.objective import (
     ObjectiveConfig,
     attention_mask,
+    block_diffusion_loss,
     build_batch,
     final_hidden,
     fit_answer,
@@ -157,6 +158,32 @@ def test_a_few_steps_lower_the_loss(base: Path, data: Path, tmp_path: Path) -> N
     trainer = _trainer(base, data, tmp_path / "run")
     losses = [trainer.step()["loss"] for _ in range(12)]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+
+
+def test_a_step_document_by_document_equals_the_packed_rows(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    """The trainer computes each document alone; the packed rows are the reference: the same
+    loss, the same gradient on every trainable tensor, the same masking RNG afterwards."""
+    _trainer(base, data, tmp_path / "warm", max_steps=2).fit()
+    adapter = tmp_path / "warm" / "adapter.safetensors"  # nonzero LoRA A and B
+    packed = _trainer(base, data, tmp_path / "packed", init_adapter=adapter, row_tokens=320)
+    alone = _trainer(base, data, tmp_path / "alone", init_adapter=adapter, row_tokens=320)
+    batch = packed.next_batch()
+    assert batch.tokens.shape[0] == SMALL.rows  # more than one document shares a row
+    reference = block_diffusion_loss(inner_model(packed.model), batch, packed.mask_id)
+    reference.loss.backward()
+    documents = alone.next_documents()
+    assert len(documents) > batch.tokens.shape[0]
+    parts, answer_tokens, stream_tokens = alone.loss_and_backward(documents)
+    assert (answer_tokens, stream_tokens) == (batch.answer_tokens, batch.stream_tokens)
+    torch.testing.assert_close(parts.loss, reference.loss.detach(), rtol=1e-5, atol=1e-6)
+    assert parts.masked == pytest.approx(reference.masked, rel=1e-5)
+    assert parts.boundary == pytest.approx(reference.boundary, rel=1e-5)
+    for a, b in zip(packed.params, alone.params, strict=True):
+        assert a.grad is not None and a.grad.abs().sum() > 0
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6)
+    assert torch.equal(packed.generator.get_state(), alone.generator.get_state())
 
 
 def test_a_killed_run_resumes_with_identical_state(base: Path, data: Path, tmp_path: Path) -> None:
@@ -463,3 +490,19 @@ def test_the_shipped_adapter_is_in_the_repository_for_the_default_base() -> None
         "smollm2-135m-instruct", 4, "block_causal",
     )  # fmt: skip
     assert meta.training["answer_tokens"] > 0
+
+
+def test_the_step_bench_times_both_layouts_on_the_same_documents_and_trains_nothing(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    from backends.llm.a2d.step_bench import compare_step_layouts
+
+    trainer = _trainer(base, data, tmp_path / "bench", row_tokens=320)
+    before = [p.detach().clone() for p in trainer.params]
+    report = compare_step_layouts(trainer, steps=2)
+    assert report["steps"] == 2 and report["speedup_documents_vs_packed"] > 0
+    assert set(report["s_per_step"]) == {"packed", "documents"}
+    # Padding of the shorter row is computed by the packed layout, never by the other.
+    assert report["slots_per_step"]["documents"] <= report["slots_per_step"]["packed"]
+    assert trainer.position.index > 0 and trainer.position.step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.params, strict=True))

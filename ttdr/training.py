@@ -91,6 +91,30 @@ def a2d_fit(
     }
 
 
+def a2d_bench_step(
+    settings: Settings,
+    data: Path,
+    *,
+    model: str | None = None,
+    steps: int = 4,
+    init_adapter: Path | None = None,
+    log: Log = print,
+    **options: Any,
+) -> dict[str, Any]:
+    """Seconds per training step, packed rows against one document at a time, on the shards
+    in `data` (a scratch run folder; nothing is trained). `options` are `FitConfig`'s fields."""
+    import tempfile
+
+    from backends.llm.a2d.step_bench import compare_step_layouts
+    from backends.llm.a2d.trainer import FitConfig, Trainer
+
+    folder = base_model_folder(settings, model)
+    with tempfile.TemporaryDirectory(prefix="ttdr-a2d-bench-") as scratch:
+        config = FitConfig(**options)
+        trainer = Trainer(folder, data, Path(scratch), config, log=log, init_adapter=init_adapter)
+        return compare_step_layouts(trainer, steps)
+
+
 def a2d_eval(
     settings: Settings,
     adapter: Path,

@@ -1,9 +1,9 @@
-"""`ttdr train a2d data|fit|eval|ship`: convert the default model into a block-diffusion model.
+"""`ttdr train a2d data|fit|bench|eval|ship`: the default model made a block-diffusion model.
 
 Each command is resumable or repeatable: `data` appends to its shards and skips prompts already
-answered, `fit` continues from the checkpoint in --out, `eval` prints JSON, `ship` writes the
-adapter the `smollm2-135m-a2d` preset loads. Checkpoints belong outside the repository; only
-the shipped adapter file is meant to be committed.
+answered, `fit` continues from the checkpoint in --out, `bench` and `eval` print JSON, `ship`
+writes the adapter the `smollm2-135m-a2d` preset loads. Checkpoints belong outside the
+repository; only the shipped adapter file is meant to be committed.
 """
 
 from __future__ import annotations
@@ -98,6 +98,32 @@ def fit_command(
             checkpoint_minutes=checkpoint_minutes, log_every=log_every, threads=threads,
         )  # fmt: skip
         typer.echo(json.dumps(done))
+
+    guarded(run)
+
+
+@a2d_app.command("bench")
+def bench_command(
+    data: Annotated[Path, typer.Option(help="Folder of shards from `ttdr train a2d data`.")],
+    model: ModelOption = None,
+    steps: Annotated[int, typer.Option(min=1, help="Steps' worth of documents to time.")] = 4,
+    row_tokens: Annotated[int, typer.Option(min=16, help="Slots per packed row.")] = 1024,
+    rows: Annotated[int, typer.Option(min=1, help="Packed rows per step.")] = 2,
+    init_adapter: Annotated[
+        Path | None, typer.Option(help="Start from this adapter's weights (default: fresh LoRA).")
+    ] = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Seconds per training step: packed rows against one document at a time (JSON)."""
+    from ttdr.api import a2d_bench_step
+
+    def run() -> None:
+        report = a2d_bench_step(
+            Settings(), data, model=model, steps=steps, init_adapter=init_adapter,
+            log=lambda line: typer.echo(line, err=True), row_tokens=row_tokens, rows=rows,
+            threads=threads,
+        )  # fmt: skip
+        typer.echo(json.dumps(report, indent=2))
 
     guarded(run)
 

@@ -225,12 +225,38 @@ def final_hidden(
 
 @dataclass
 class LossParts:
-    loss: torch.Tensor  # mean over every scored answer token
-    boundary: float  # mean CE of the blocks' first tokens (clean stream)
-    masked: float  # mean CE of the masked tokens (noisy copies)
+    """Summed cross-entropies and their counts, so that the parts of one optimizer step
+    computed separately (one document at a time) add up to the step's mean exactly."""
+
+    loss: torch.Tensor  # sum over the scored answer tokens / `scale`, with gradient
+    boundary_sum: float = 0.0  # CE of the blocks' first tokens (clean stream)
+    boundary_count: int = 0
+    masked_sum: float = 0.0  # CE of the masked tokens (noisy copies)
+    masked_count: int = 0
+
+    def __add__(self, other: LossParts) -> LossParts:
+        return LossParts(
+            self.loss.detach() + other.loss.detach(),
+            self.boundary_sum + other.boundary_sum,
+            self.boundary_count + other.boundary_count,
+            self.masked_sum + other.masked_sum,
+            self.masked_count + other.masked_count,
+        )
+
+    @property
+    def boundary(self) -> float:
+        return self.boundary_sum / self.boundary_count if self.boundary_count else 0.0
+
+    @property
+    def masked(self) -> float:
+        return self.masked_sum / self.masked_count if self.masked_count else 0.0
 
 
-def block_diffusion_loss(model: Transformer, batch: Batch, mask_id: int) -> LossParts:
+def block_diffusion_loss(
+    model: Transformer, batch: Batch, mask_id: int, scale: int | None = None
+) -> LossParts:
+    """The batch's loss: the mean over its scored tokens, or their sum / `scale` when the
+    step's tokens are spread over several batches (`scale`: the step's scored tokens)."""
     hidden = final_hidden(model, batch.tokens, batch.positions, batch.mask)
     picked = hidden.reshape(-1, hidden.shape[-1])[batch.source]
     logits = model.lm_head(picked).float()
@@ -240,7 +266,9 @@ def block_diffusion_loss(model: Transformer, batch: Batch, mask_id: int) -> Loss
     boundary = detached[batch.boundary]
     masked = detached[~batch.boundary]
     return LossParts(
-        loss=losses.mean(),
-        boundary=float(boundary.mean()) if boundary.numel() else 0.0,
-        masked=float(masked.mean()) if masked.numel() else 0.0,
+        loss=losses.sum() / (scale or max(losses.numel(), 1)),
+        boundary_sum=float(boundary.sum()),
+        boundary_count=boundary.numel(),
+        masked_sum=float(masked.sum()),
+        masked_count=masked.numel(),
     )

@@ -40,6 +40,9 @@ from backends.llm.a2d.adapter import (
 from backends.llm.a2d.data import read_records
 from backends.llm.a2d.meta import AdapterMeta, base_fingerprint, check_base, read_meta
 from backends.llm.a2d.objective import (
+    Batch,
+    Document,
+    LossParts,
     ObjectiveConfig,
     block_diffusion_loss,
     build_batch,
@@ -257,8 +260,8 @@ class Trainer:
             self._order = torch.randperm(pos.epoch_records, generator=g).tolist()
         return self._order
 
-    def next_batch(self):
-        """Enough documents, in order, to fill `rows` packed rows."""
+    def next_documents(self) -> list[Document]:
+        """Enough documents, in order, to fill `rows` packed rows (the step's budget)."""
         c, pos = self.config, self.position
         documents, size = [], 0
         budget = c.rows * c.row_tokens
@@ -282,27 +285,48 @@ class Trainer:
             documents.append(doc)
             size += length
             pos.index += 1
-        rows = pack_rows(documents, c.row_tokens, c.copies)
+        return documents
+
+    def next_batch(self) -> Batch:
+        """The step's documents as packed rows: the reference layout `step` computes
+        document by document."""
+        rows = pack_rows(self.next_documents(), self.config.row_tokens, self.config.copies)
         return build_batch(rows, self.objective, self.generator, self.pad_id)
+
+    def loss_and_backward(self, documents: list[Document]) -> tuple[LossParts, int, int]:
+        """The step's loss and gradient, one document at a time: documents never attend to
+        each other, so this is the packed rows' loss and gradient (the same masks, drawn in
+        the same order) without the attention over other documents' slots or the padding
+        of short rows. Returns the loss parts, answer tokens and slots computed."""
+        batches = [
+            build_batch([[d]], self.objective, self.generator, self.pad_id) for d in documents
+        ]
+        scored = sum(b.target.numel() for b in batches)
+        total: LossParts | None = None
+        for batch in batches:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
+                parts = block_diffusion_loss(inner_model(self.model), batch, self.mask_id, scored)
+            parts.loss.backward()
+            total = parts if total is None else total + parts
+        answer = sum(b.answer_tokens for b in batches)
+        return total, answer, sum(b.stream_tokens for b in batches)
 
     # -- the loop --------------------------------------------------------------------------
 
     def step(self) -> dict[str, Any]:
         c, pos = self.config, self.position
         start = time.perf_counter()
-        batch = self.next_batch()
+        documents = self.next_documents()
         lr = c.lr * min(1.0, (pos.step - pos.run_start_step + 1) / max(c.warmup_steps, 1))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
-            parts = block_diffusion_loss(inner_model(self.model), batch, self.mask_id)
         self.optimizer.zero_grad(set_to_none=True)
-        parts.loss.backward()
+        parts, answer_tokens, stream_tokens = self.loss_and_backward(documents)
         self.optimizer.step()
         seconds = time.perf_counter() - start
         pos.step += 1
-        pos.tokens += batch.answer_tokens
-        pos.stream_tokens += batch.stream_tokens
+        pos.tokens += answer_tokens
+        pos.stream_tokens += stream_tokens
         pos.seconds += seconds
         return {
             "step": pos.step,
@@ -311,8 +335,8 @@ class Trainer:
             "loss": round(float(parts.loss.detach()), 5),
             "boundary_loss": round(parts.boundary, 5),
             "masked_loss": round(parts.masked, 5),
-            "answer_tokens": batch.answer_tokens,
-            "stream_tokens": batch.stream_tokens,
+            "answer_tokens": answer_tokens,
+            "stream_tokens": stream_tokens,
             "seconds": seconds,
             "lr": lr,
         }

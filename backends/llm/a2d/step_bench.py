@@ -1,0 +1,58 @@
+"""How long a training step's forward and backward take in each layout, on the run's own data.
+
+The fit's throughput is the scarce resource (CPU-hours per million answer tokens), so a change
+to how a step is computed is measured here on the same documents and masks, both layouts in
+one process and interleaved (A B, then B A) so that a neighbour's load falls on both alike.
+No optimizer step is taken: the trainable weights stay as loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from backends.llm.a2d.adapter import inner_model
+from backends.llm.a2d.objective import block_diffusion_loss, build_batch, pack_rows
+from backends.llm.a2d.trainer import Trainer
+
+
+def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
+    """Seconds per step for packed rows (one forward over every row) against one document at a
+    time (what `Trainer.step` computes), and the slots each computes."""
+    c = trainer.config
+    seconds = {"packed": 0.0, "documents": 0.0}
+    slots = {"packed": 0, "documents": 0}
+    answer_tokens = 0
+    for index in range(steps):
+        documents = trainer.next_documents()
+        masks = trainer.generator.get_state()
+        order = ("packed", "documents") if index % 2 == 0 else ("documents", "packed")
+        for layout in order:
+            trainer.generator.set_state(masks)  # the same masks for both
+            trainer.optimizer.zero_grad(set_to_none=True)
+            start = time.perf_counter()
+            if layout == "packed":
+                rows = pack_rows(documents, c.row_tokens, c.copies)
+                batch = build_batch(rows, trainer.objective, trainer.generator, trainer.pad_id)
+                parts = block_diffusion_loss(inner_model(trainer.model), batch, trainer.mask_id)
+                parts.loss.backward()
+                slots["packed"] += batch.tokens.numel()  # padding included: it is computed
+            else:
+                _, answer, stream = trainer.loss_and_backward(documents)
+                slots["documents"] += stream
+                answer_tokens += answer
+            seconds[layout] += time.perf_counter() - start
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return {
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "row_tokens": c.row_tokens,
+        "rows": c.rows,
+        "answer_tokens_per_step": round(answer_tokens / steps, 1),
+        "s_per_step": {k: round(v / steps, 2) for k, v in seconds.items()},
+        "answer_tokens_per_s": {k: round(answer_tokens / v, 2) for k, v in seconds.items()},
+        "slots_per_step": {k: round(v / steps, 1) for k, v in slots.items()},
+        "speedup_documents_vs_packed": round(seconds["packed"] / seconds["documents"], 3),
+    }
