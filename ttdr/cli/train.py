@@ -77,6 +77,10 @@ def fit_command(
     checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 5.0,
     log_every: Annotated[int, typer.Option(min=1, help="Steps per log line.")] = 10,
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
+    prompt_grad: Annotated[
+        bool,
+        typer.Option(help="Backpropagate through the prompts (--no-prompt-grad: cheaper steps)."),
+    ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     threads: ThreadsOption = None,
     init_adapter: Annotated[
@@ -94,7 +98,8 @@ def fit_command(
         done = a2d_fit(
             Settings(), data, out, model=model, init_adapter=init_adapter, log=typer.echo,
             block_size=block_size, rank=rank, alpha=alpha, lr=lr, row_tokens=row_tokens,
-            rows=rows, bf16=bf16, seed=seed, max_tokens=max_tokens, max_steps=max_steps,
+            rows=rows, bf16=bf16, prompt_grad=prompt_grad, seed=seed, max_tokens=max_tokens,
+            max_steps=max_steps,
             checkpoint_minutes=checkpoint_minutes, log_every=log_every, threads=threads,
         )  # fmt: skip
         typer.echo(json.dumps(done))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from backends.llm.kv_cache import KVCache
 from backends.llm.transformer import Transformer
 
 CLEAN = 0
@@ -210,17 +211,51 @@ def _masks(length: int, size: int, copies: int, generator: torch.Generator) -> l
 
 
 def final_hidden(
-    model: Transformer, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor
+    model: Transformer,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    mask: torch.Tensor,
+    frozen: int = 0,
 ) -> torch.Tensor:
     """`Transformer.forward` up to the final norm, so that only the slots that are scored go
-    through the vocabulary projection (most slots of a packed row predict nothing)."""
+    through the vocabulary projection (most slots of a packed row predict nothing).
+
+    `frozen` > 0 (`frozen_prefix`): the first `frozen` slots (whole prompt blocks, which no loss
+    scores) are computed once
+    without gradient into a KV cache, and only the slots after them are computed with it,
+    attending to that cache; the result is the same hidden state for those slots (returned for
+    them only), at a backward pass over fewer slots. The gradient no longer reaches the LoRA
+    weights through the prompt's keys and values: a recipe choice, not an identity."""
+    x, cos, sin = _embedded(model, tokens, positions)
+    if frozen <= 0:
+        for index, layer in enumerate(model.layers):
+            x = layer(x, cos, sin, mask, None, index, None, False)
+        return model.norm(x)
+    cache = KVCache()
+    with torch.no_grad():
+        prefix = x[:, :frozen]
+        head = (cos[:, :, :frozen], sin[:, :, :frozen], mask[:, :, :frozen, :frozen])
+        for index, layer in enumerate(model.layers):
+            prefix = layer(prefix, head[0], head[1], head[2], cache, index, None, True)
+    rest, tail = x[:, frozen:], (cos[:, :, frozen:], sin[:, :, frozen:], mask[:, :, frozen:])
+    for index, layer in enumerate(model.layers):
+        rest = layer(rest, tail[0], tail[1], tail[2], cache, index, None, False)
+    return model.norm(rest)
+
+
+def frozen_prefix(document: Document, block_size: int) -> int:
+    """How many leading slots of a document's row can run without gradient: the whole prompt
+    blocks before the one holding the last prompt token. That token's slot predicts the
+    answer's first token (so it needs its gradient), and slots of one block see each other, so
+    a split inside a block would change what the slots before the split see."""
+    return (len(document.prompt) - 1) // block_size * block_size
+
+
+def _embedded(model: Transformer, tokens: torch.Tensor, positions: torch.Tensor):
     freqs = positions[..., None].float() * model.inv_freq
     emb = torch.cat((freqs, freqs), dim=-1)[:, None]
     x = model.embed(tokens)
-    cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
-    for index, layer in enumerate(model.layers):
-        x = layer(x, cos, sin, mask, None, index, None, False)
-    return model.norm(x)
+    return x, emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
 
 @dataclass
@@ -253,12 +288,20 @@ class LossParts:
 
 
 def block_diffusion_loss(
-    model: Transformer, batch: Batch, mask_id: int, scale: int | None = None
+    model: Transformer,
+    batch: Batch,
+    mask_id: int,
+    scale: int | None = None,
+    frozen: int = 0,
 ) -> LossParts:
     """The batch's loss: the mean over its scored tokens, or their sum / `scale` when the
-    step's tokens are spread over several batches (`scale`: the step's scored tokens)."""
-    hidden = final_hidden(model, batch.tokens, batch.positions, batch.mask)
-    picked = hidden.reshape(-1, hidden.shape[-1])[batch.source]
+    step's tokens are spread over several batches (`scale`: the step's scored tokens).
+    `frozen`: leading slots computed without gradient (one-row batches only, see
+    `final_hidden`); no scored prediction may come from them."""
+    if frozen and (batch.tokens.shape[0] != 1 or int(batch.source.min()) < frozen):
+        raise ValueError("a frozen prefix needs one row whose predictions all come after it")
+    hidden = final_hidden(model, batch.tokens, batch.positions, batch.mask, frozen)
+    picked = hidden.reshape(-1, hidden.shape[-1])[batch.source - frozen]
     logits = model.lm_head(picked).float()
     logits[:, mask_id] = float("-inf")  # the engine never predicts the mask token
     losses = F.cross_entropy(logits, batch.target, reduction="none")

@@ -46,6 +46,7 @@ from backends.llm.a2d.objective import (
     ObjectiveConfig,
     block_diffusion_loss,
     build_batch,
+    frozen_prefix,
     make_document,
     pack_rows,
 )
@@ -72,6 +73,7 @@ class FitConfig:
     rows: int = 2  # packed rows per optimizer step
     copies: int = 2
     bf16: bool = False  # bfloat16 autocast (measured slower on AVX2-only CPUs)
+    prompt_grad: bool = True  # False: prompts computed once without gradient (cheaper steps)
     seed: int = 0
     max_tokens: int = 2_000_000  # answer tokens to train on (counting repeats across epochs)
     max_steps: int | None = None
@@ -293,19 +295,26 @@ class Trainer:
         rows = pack_rows(self.next_documents(), self.config.row_tokens, self.config.copies)
         return build_batch(rows, self.objective, self.generator, self.pad_id)
 
-    def loss_and_backward(self, documents: list[Document]) -> tuple[LossParts, int, int]:
+    def loss_and_backward(
+        self, documents: list[Document], prompt_grad: bool | None = None
+    ) -> tuple[LossParts, int, int]:
         """The step's loss and gradient, one document at a time: documents never attend to
         each other, so this is the packed rows' loss and gradient (the same masks, drawn in
         the same order) without the attention over other documents' slots or the padding
-        of short rows. Returns the loss parts, answer tokens and slots computed."""
+        of short rows. `prompt_grad` overrides the recipe's (for the step bench). Returns the
+        loss parts, answer tokens and slots computed."""
+        if prompt_grad is None:
+            prompt_grad = self.config.prompt_grad
         batches = [
             build_batch([[d]], self.objective, self.generator, self.pad_id) for d in documents
         ]
         scored = sum(b.target.numel() for b in batches)
         total: LossParts | None = None
-        for batch in batches:
+        model = inner_model(self.model)
+        for document, batch in zip(documents, batches, strict=True):
+            frozen = 0 if prompt_grad else frozen_prefix(document, self.config.block_size)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
-                parts = block_diffusion_loss(inner_model(self.model), batch, self.mask_id, scored)
+                parts = block_diffusion_loss(model, batch, self.mask_id, scored, frozen)
             parts.loss.backward()
             total = parts if total is None else total + parts
         answer = sum(b.answer_tokens for b in batches)
