@@ -537,3 +537,24 @@ def test_the_step_bench_times_both_layouts_on_the_same_documents_and_trains_noth
     assert report["slots_per_step"]["documents"] <= report["slots_per_step"]["packed"]
     assert trainer.position.index > 0 and trainer.position.step == 0
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.params, strict=True))
+
+
+def test_the_held_out_loss_falls_with_training_and_leaves_out_training_prompts(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    from backends.llm.a2d.validate import held_out_loss
+
+    held = tmp_path / "held"
+    records = read_records(data)[:8]
+    ShardWriter(held).write([{**r, "id": f"held-{i}"} for i, r in enumerate(records)])
+    scores = []
+    for steps in (1, 12):
+        run = tmp_path / f"run-{steps}"
+        _trainer(base, data, run, max_steps=steps).fit()
+        scores.append(held_out_loss(base, run / "adapter.safetensors", held, exclude=data))
+    assert scores[0]["records"] == scores[1]["records"] == 8
+    assert scores[0]["scored_tokens"] == scores[1]["scored_tokens"]  # the same masks
+    assert scores[1]["loss"] < scores[0]["loss"] and scores[1]["steps"] == 12
+    # The training shards themselves are all excluded: nothing is left to score.
+    with pytest.raises(ValueError, match="no held-out records"):
+        held_out_loss(base, tmp_path / "run-1" / "adapter.safetensors", data, exclude=data)

@@ -54,7 +54,15 @@ from ttdr.models import (
 from ttdr.prompt_population import prompt_components, prompt_versions, reset_prompts
 from ttdr.retrieval_eval import retrieval_recall
 from ttdr.store import Store
-from ttdr.training import a2d_bench_step, a2d_data, a2d_eval, a2d_fit, a2d_ship, use_threads
+from ttdr.training import (
+    a2d_bench_step,
+    a2d_data,
+    a2d_eval,
+    a2d_fit,
+    a2d_held_out_loss,
+    a2d_ship,
+    use_threads,
+)
 
 MAX_QUESTION_CHARS = 2000
 # Unicode major categories that carry text: letters, marks, numbers, punctuation, symbols.
@@ -667,6 +675,7 @@ __all__ = [
     "a2d_data",
     "a2d_eval",
     "a2d_fit",
+    "a2d_held_out_loss",
     "a2d_ship",
     "check_model",
     "engine_benchmark",

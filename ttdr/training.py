@@ -115,6 +115,21 @@ def a2d_bench_step(
         return compare_step_layouts(trainer, steps)
 
 
+def a2d_held_out_loss(
+    settings: Settings,
+    adapter: Path,
+    data: Path,
+    *,
+    model: str | None = None,
+    exclude: Path | None = None,
+) -> dict[str, Any]:
+    """The block-diffusion loss of `adapter` on the shards in `data` (fixed masks), leaving out
+    prompts that are also in `exclude`: the cheap, smooth measure for comparing recipes."""
+    from backends.llm.a2d.validate import held_out_loss
+
+    return held_out_loss(base_model_folder(settings, model), adapter, data, exclude=exclude)
+
+
 def a2d_eval(
     settings: Settings,
     adapter: Path,

@@ -1,7 +1,7 @@
-"""`ttdr train a2d data|fit|bench|eval|ship`: the default model made a block-diffusion model.
+"""`ttdr train a2d data|fit|bench|loss|eval|ship`: the default model made a block-diffusion model.
 
 Each command is resumable or repeatable: `data` appends to its shards and skips prompts already
-answered, `fit` continues from the checkpoint in --out, `bench` and `eval` print JSON, `ship`
+answered, `fit` continues from the checkpoint in --out, `bench`, `loss`, `eval` print JSON, `ship`
 writes the adapter the `smollm2-135m-a2d` preset loads. Checkpoints belong outside the
 repository; only the shipped adapter file is meant to be committed.
 """
@@ -128,6 +128,27 @@ def bench_command(
             log=lambda line: typer.echo(line, err=True), row_tokens=row_tokens, rows=rows,
             threads=threads,
         )  # fmt: skip
+        typer.echo(json.dumps(report, indent=2))
+
+    guarded(run)
+
+
+@a2d_app.command("loss")
+def loss_command(
+    adapter: Annotated[Path, typer.Option(help="Adapter file (adapter.safetensors).")],
+    data: Annotated[Path, typer.Option(help="Shards held out of training.")],
+    exclude: Annotated[
+        Path | None, typer.Option(help="Training shards: their prompts are left out of --data.")
+    ] = None,
+    model: ModelOption = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Held-out block-diffusion loss (fixed masks), to compare recipes cheaply (JSON)."""
+    from ttdr.api import a2d_held_out_loss, use_threads
+
+    def run() -> None:
+        use_threads(threads)
+        report = a2d_held_out_loss(Settings(), adapter, data, model=model, exclude=exclude)
         typer.echo(json.dumps(report, indent=2))
 
     guarded(run)
