@@ -40,7 +40,7 @@ from backends.llm.a2d.objective import (
 from backends.llm.a2d.trainer import CHECKPOINT, FitConfig, Trainer
 from backends.llm.denoise import Canvas, Denoiser
 from backends.llm.tiny import CHATML_TOKENS, _write_tokenizer, write_tiny_llama
-from ttdr.errors import ModelUnavailableError
+from ttdr.errors import ModelUnavailableError, TrainingDataError
 
 SMALL = FitConfig(
     block_size=4, rank=4, alpha=8, lr=5e-3, warmup_steps=1, row_tokens=160, rows=2,
@@ -556,5 +556,7 @@ def test_the_held_out_loss_falls_with_training_and_leaves_out_training_prompts(
     assert scores[0]["scored_tokens"] == scores[1]["scored_tokens"]  # the same masks
     assert scores[1]["loss"] < scores[0]["loss"] and scores[1]["steps"] == 12
     # The training shards themselves are all excluded: nothing is left to score.
-    with pytest.raises(ValueError, match="no held-out records"):
+    with pytest.raises(TrainingDataError, match="no held-out records"):
         held_out_loss(base, tmp_path / "run-1" / "adapter.safetensors", data, exclude=data)
+    with pytest.raises(TrainingDataError, match="ttdr train a2d data --out"):
+        _trainer(base, tmp_path / "no-shards", tmp_path / "run-empty")

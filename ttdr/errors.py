@@ -34,6 +34,10 @@ class RemoteServerError(ModelUnavailableError):
     too slow, refusing, or answering nonsense, after the retries; the message names the URL."""
 
 
+class TrainingDataError(TtdrError, ValueError):
+    """`ttdr train a2d` found no usable records where it was pointed."""
+
+
 class RunStopped(TtdrError):
     """A caller asked a running research to stop (the UI's Stop button); like Ctrl-C, the run
     is kept as `interrupted` with everything written so far."""

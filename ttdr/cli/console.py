@@ -26,6 +26,7 @@ from ttdr.errors import (
     OutputPathError,
     RunNotFoundError,
     RunNotResumableError,
+    TrainingDataError,
     TtdrError,
 )
 from ttdr.terminal import printable, shown
@@ -39,6 +40,7 @@ INPUT_ERRORS = (
     RunNotResumableError,
     OutputPathError,
     ConfigFileError,
+    TrainingDataError,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

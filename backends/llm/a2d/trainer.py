@@ -51,7 +51,7 @@ from backends.llm.a2d.objective import (
     pack_rows,
 )
 from backends.llm.loader import load_checkpoint
-from ttdr.errors import ModelUnavailableError
+from ttdr.errors import ModelUnavailableError, TrainingDataError
 
 CHECKPOINT = "checkpoint.pt"
 ADAPTER = "adapter.safetensors"
@@ -128,7 +128,10 @@ class Trainer:
         self.position = Position()
         self.records = self._read_records()
         if not self.records:
-            raise ValueError(f"no training records in {self.data}")
+            raise TrainingDataError(
+                f"no training records in {self.data}: write some with "
+                f"`ttdr train a2d data --out {self.data} --tokens N` first."
+            )
         self.base_sha256 = base_fingerprint(self.base)
         self.lineage: dict[str, Any] = {}  # the adapter this run was warm-started from
         self.resumed = self._resume()

@@ -22,6 +22,7 @@ from backends.llm.a2d.objective import (
     build_batch,
     make_document,
 )
+from ttdr.errors import TrainingDataError
 
 
 def held_out_loss(
@@ -57,7 +58,11 @@ def held_out_loss(
             total = parts if total is None else total + parts
             used += 1
     if total is None:
-        raise ValueError(f"no held-out records in {data}")
+        raise TrainingDataError(
+            f"no held-out records in {data} (none, or all of their prompts are in the training "
+            "shards): write some with `ttdr train a2d data --out DIR --seed S` using a seed "
+            "the training data did not use."
+        )
     count = total.masked_count + total.boundary_count
     return {
         "adapter": str(adapter),
