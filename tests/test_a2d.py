@@ -560,3 +560,12 @@ def test_the_held_out_loss_falls_with_training_and_leaves_out_training_prompts(
         held_out_loss(base, tmp_path / "run-1" / "adapter.safetensors", data, exclude=data)
     with pytest.raises(TrainingDataError, match="ttdr train a2d data --out"):
         _trainer(base, tmp_path / "no-shards", tmp_path / "run-empty")
+
+
+def test_a_torn_adapter_file_is_refused_in_one_line(base: Path, tmp_path: Path) -> None:
+    torn = tmp_path / "adapter.safetensors"
+    torn.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(ModelUnavailableError, match="not a readable safetensors file"):
+        read_meta(torn)
+    with pytest.raises(ModelUnavailableError, match="copy it again"):
+        load_converted(base, torn)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from backends.llm.facts import ModelFacts
 from backends.llm.loader import tensor_files
@@ -65,8 +65,14 @@ def read_meta(path: Path) -> AdapterMeta:
     path = Path(path)
     if not path.is_file():
         raise ModelUnavailableError(f"adapter file {path} does not exist.")
-    with safe_open(path, framework="pt") as handle:
-        return AdapterMeta.from_strings(handle.metadata() or {}, path)
+    try:
+        with safe_open(path, framework="pt") as handle:
+            return AdapterMeta.from_strings(handle.metadata() or {}, path)
+    except SafetensorError as exc:  # a torn copy, or not an adapter at all
+        raise ModelUnavailableError(
+            f"adapter file {path} is not a readable safetensors file ({exc}): copy it again, "
+            "or write it anew with `ttdr train a2d fit` / `ttdr train a2d ship`."
+        ) from None
 
 
 def check_base(meta: AdapterMeta, folder: Path, path: Path) -> None:
