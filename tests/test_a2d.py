@@ -412,6 +412,7 @@ def test_data_generation_appends_answers_and_keeps_the_thread_count_asked_for(
         torch.set_num_threads(before)
     first = read_records(out)
     assert len(first) == stats["records"] >= 2 and stats["answer_tokens"] >= 20
+    assert 0 <= stats["prefill_padding_share"] < 1
     assert all(r["prompt"] and r["answer"] and r["source"] == str(corpus) for r in first)
     more = a2d_data(
         Settings(), out, stats["answer_tokens"] + 1, model=str(base), sources=[corpus],
