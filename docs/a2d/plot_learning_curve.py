@@ -35,7 +35,9 @@ def main() -> None:
         ("ttdr_calls/threshold_0.7", "ttdr calls, thr 0.7"),
     ):
         points = [
-            (e["answer_tokens_seen"] / 1000, e[key]["tokens_per_forward"]) for e in data["evals"]
+            (e["answer_tokens_seen"] / 1000, e[key]["tokens_per_forward"])
+            for e in data["evals"]
+            if key in e  # an eval may have run one prompt set only
         ]
         speed.plot(*zip(*points, strict=True), marker="o", label=label)
     speed.axhline(2.5, color="grey", linestyle="--", label="target 2.5")
