@@ -101,8 +101,9 @@ def a2d_bench_step(
     log: Log = print,
     **options: Any,
 ) -> dict[str, Any]:
-    """Seconds per training step, packed rows against one document at a time, on the shards
-    in `data` (a scratch run folder; nothing is trained). `options` are `FitConfig`'s fields."""
+    """Seconds per training step in each layout (packed rows, one document at a time, and that
+    without the prompt's gradient) on the shards in `data` (a scratch run folder; nothing is
+    trained). `options` are `FitConfig`'s fields."""
     import tempfile
 
     from backends.llm.a2d.step_bench import compare_step_layouts

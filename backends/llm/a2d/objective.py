@@ -221,11 +221,11 @@ def final_hidden(
     through the vocabulary projection (most slots of a packed row predict nothing).
 
     `frozen` > 0 (`frozen_prefix`): the first `frozen` slots (whole prompt blocks, which no loss
-    scores) are computed once
-    without gradient into a KV cache, and only the slots after them are computed with it,
-    attending to that cache; the result is the same hidden state for those slots (returned for
-    them only), at a backward pass over fewer slots. The gradient no longer reaches the LoRA
-    weights through the prompt's keys and values: a recipe choice, not an identity."""
+    scores) are computed once without gradient into a KV cache, and only the slots after them
+    are computed with it, attending to that cache; the result is the same hidden state for those
+    slots (returned for them only), at a backward pass over fewer slots. The gradient no longer
+    reaches the LoRA weights through the prompt's keys and values: a recipe choice, not an
+    identity."""
     x, cos, sin = _embedded(model, tokens, positions)
     if frozen <= 0:
         for index, layer in enumerate(model.layers):

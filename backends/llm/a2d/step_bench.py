@@ -1,8 +1,8 @@
 """How long a training step's forward and backward take in each layout, on the run's own data.
 
 The fit's throughput is the scarce resource (CPU-hours per million answer tokens), so a change
-to how a step is computed is measured here on the same documents and masks, both layouts in
-one process and interleaved (A B, then B A) so that a neighbour's load falls on both alike.
+to how a step is computed is measured here on the same documents and masks, every layout in
+one process and interleaved (A B C, then C B A) so that a neighbour's load falls on both alike.
 No optimizer step is taken: the trainable weights stay as loaded.
 """
 
@@ -33,7 +33,7 @@ def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
         masks = trainer.generator.get_state()
         order = LAYOUTS if index % 2 == 0 else LAYOUTS[::-1]
         for layout in order:
-            trainer.generator.set_state(masks)  # the same masks for both
+            trainer.generator.set_state(masks)  # the same masks for every layout
             trainer.optimizer.zero_grad(set_to_none=True)
             start = time.perf_counter()
             if layout == "packed":
