@@ -91,10 +91,15 @@ def data(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _trainer(
-    base: Path, data: Path, out: Path, init_adapter: Path | None = None, **changes
+    base: Path,
+    data: Path,
+    out: Path,
+    init_adapter: Path | None = None,
+    log=lambda _line: None,
+    **changes,
 ) -> Trainer:
     config = replace(SMALL, **changes)
-    return Trainer(base, data, out, config, log=lambda _line: None, init_adapter=init_adapter)
+    return Trainer(base, data, out, config, log=log, init_adapter=init_adapter)
 
 
 # -- the objective ---------------------------------------------------------------------------
@@ -251,10 +256,8 @@ def test_a_new_run_warm_starts_from_an_adapter_and_its_counters(
     first.fit()
     adapter = tmp_path / "first" / "adapter.safetensors"
     lines: list[str] = []
-    config = replace(SMALL, max_steps=5, warmup_steps=4)
-    second = Trainer(
-        base, data, tmp_path / "second", config, log=lines.append, init_adapter=adapter
-    )
+    warm = {"max_steps": 5, "warmup_steps": 4, "init_adapter": adapter, "log": lines.append}
+    second = _trainer(base, data, tmp_path / "second", **warm)
     assert not second.resumed
     for a, b in zip(first.params, second.params, strict=True):
         assert torch.equal(a, b)
@@ -267,7 +270,7 @@ def test_a_new_run_warm_starts_from_an_adapter_and_its_counters(
     assert meta.training["steps"] == 5
     assert meta.training["lineage"]["steps"] == 3
     # A checkpoint in --out wins over --init-adapter: a restart resumes, it does not re-warm.
-    again = Trainer(base, data, tmp_path / "second", config, log=lines.append, init_adapter=adapter)
+    again = _trainer(base, data, tmp_path / "second", **warm)
     assert again.resumed and again.position.step == 5
 
 

@@ -119,7 +119,8 @@ def bench_command(
     ] = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """Seconds per training step: packed rows against one document at a time (JSON)."""
+    """Seconds per training step: packed rows, one document at a time, and that without the
+    prompt's gradient, on the same documents and masks (JSON)."""
     from ttdr.api import a2d_bench_step
 
     def run() -> None:

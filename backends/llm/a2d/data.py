@@ -519,7 +519,7 @@ def generate_data(
     done = {r["id"] for r in existing}
     stats = _stats_from(existing, out)
     writer = ShardWriter(out)
-    eos_id = _turn_end_id(engine)
+    eos_id = turn_end_id(engine.tokenizer, engine.facts)
     pending: dict[str, list[PromptSpec]] = {}
     index = 0
     while stats.answer_tokens < target_tokens:
@@ -605,9 +605,10 @@ def _stats_from(records: list[dict], out: Path) -> DataStats:
     return stats
 
 
-def _turn_end_id(engine) -> int:
-    vocab = engine.tokenizer.get_vocab()
-    return vocab.get("<|im_end|>", min(engine.facts.eos_ids))
+def turn_end_id(tokenizer, facts) -> int:
+    """The token that ends an assistant turn (ChatML's `<|im_end|>`), else the lowest end id:
+    answers are stored ending in it and the objective pads finished answers with it."""
+    return tokenizer.get_vocab().get("<|im_end|>", min(facts.eos_ids))
 
 
 def source_summary(records: list[dict]) -> dict[str, int]:

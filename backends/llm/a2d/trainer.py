@@ -37,7 +37,7 @@ from backends.llm.a2d.adapter import (
     read_adapter_tensors,
     save_adapter,
 )
-from backends.llm.a2d.data import read_records
+from backends.llm.a2d.data import read_records, turn_end_id
 from backends.llm.a2d.meta import AdapterMeta, base_fingerprint, check_base, read_meta
 from backends.llm.a2d.objective import (
     Batch,
@@ -112,7 +112,7 @@ class Trainer:
         loaded = load_checkpoint(self.base, dtype=torch.float32)
         self.tokenizer = loaded.tokenizer
         self.mask_id = mask_token_id(loaded.tokenizer, loaded.args.vocab_size)
-        eos = loaded.tokenizer.get_vocab().get("<|im_end|>", min(loaded.facts.eos_ids))
+        eos = turn_end_id(loaded.tokenizer, loaded.facts)
         self.objective = ObjectiveConfig(
             self.config.block_size, self.mask_id, eos, self.config.copies
         )
@@ -258,7 +258,6 @@ class Trainer:
         (shards only grow, so the records an epoch's order covers are the same on resume)."""
         pos = self.position
         if pos.epoch_records == 0:
-            self.records = self._read_records() or self.records
             pos.epoch_records = len(self.records)
         if self._order is None:
             g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + pos.epoch)
@@ -275,6 +274,7 @@ class Trainer:
             if pos.index >= len(order):
                 pos.epoch, pos.index, pos.epoch_records = pos.epoch + 1, 0, 0
                 self._order = None
+                self.records = self._read_records() or self.records
                 continue
             record = self.records[order[pos.index]]
             doc = make_document(record["prompt"], record["answer"], self.objective, c.row_tokens)

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from backends.llm.a2d.adapter import load_converted, mask_token_id
-from backends.llm.a2d.data import read_records
+from backends.llm.a2d.adapter import load_converted
+from backends.llm.a2d.data import read_records, turn_end_id
 from backends.llm.a2d.objective import (
     LossParts,
     ObjectiveConfig,
@@ -39,9 +39,8 @@ def held_out_loss(
     training shards)."""
     converted = load_converted(base, adapter, dtype=torch.float32)
     model, meta = converted.loaded.model, converted.meta
-    tokenizer = converted.loaded.tokenizer
-    eos = tokenizer.get_vocab().get("<|im_end|>", min(converted.facts.eos_ids))
-    mask_id = mask_token_id(tokenizer, converted.loaded.args.vocab_size)
+    eos = turn_end_id(converted.loaded.tokenizer, converted.facts)
+    mask_id = meta.mask_id
     objective = ObjectiveConfig(meta.block_size, mask_id, eos)
     seen = {r["id"] for r in read_records(exclude)} if exclude is not None else set()
     records = [r for r in read_records(data) if r.get("answer") and r["id"] not in seen]
