@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from backends.llm.decoding import DecodePolicy, choose_commits
 from backends.llm.denoise import Canvas
 from backends.llm.engine import REWRITE_PROMPT, DiffusionEngine
 from backends.llm.loader import load_checkpoint
@@ -257,3 +258,47 @@ def test_causal_scores_are_exact_and_diffusion_scores_repeatable(checkpoints) ->
     first = llada.score(DOCUMENT, samples=4, seed=1)
     assert first.nll_per_token == llada.score(DOCUMENT, samples=4, seed=1).nll_per_token
     assert first.stats.forward_passes == 4 and first.nll_per_token > 0
+
+
+def test_leftmost_fallback_forces_the_first_masked_slot_not_the_surest() -> None:
+    # Row 0: slot 0 is done, nothing passes 0.9, slot 2 is surest; row 1: slot 3 passes.
+    confidence = torch.tensor([[0.99, 0.3, 0.8, 0.5], [0.2, 0.1, 0.4, 0.95]], dtype=torch.float64)
+    masked = torch.tensor([[False, True, True, True], [True, True, True, True]])
+    best = DecodePolicy(block_size=4, threshold=0.9)
+    leftmost = best.with_(fallback="leftmost")
+    assert choose_commits(confidence, confidence, masked, best, 1).tolist() == [
+        [False, False, True, False],
+        [False, False, False, True],
+    ]
+    assert choose_commits(confidence, confidence, masked, leftmost, 1).tolist() == [
+        [False, True, False, False],
+        [True, False, False, True],
+    ]
+    # Fixed-step policies rank as before: the fallback is a threshold policy's.
+    steps = DecodePolicy(block_size=4, threshold=None, steps_per_block=2, fallback="leftmost")
+    assert choose_commits(confidence, confidence, masked, steps, 1).tolist()[0] == [
+        False,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_leftmost_fallback_at_threshold_one_fills_each_block_left_to_right(checkpoints) -> None:
+    sdar = engine(checkpoints, "sdar", threshold=1.0)
+    policy = sdar.policy.with_(fallback="leftmost")
+    canvas, blocks = sdar.generation_canvas([sdar.encode_chat(MESSAGES)], 8)
+    start, end = blocks[0]
+    filled = []
+    original = sdar.denoiser._window_logits
+
+    def spy(canvas_, *args, **kwargs):
+        filled.append(int((canvas_.tokens[0, start:end] != sdar.facts.mask_id).sum()))
+        row = canvas_.tokens[0, start:end] != sdar.facts.mask_id
+        assert row.tolist() == sorted(row.tolist(), reverse=True)  # a filled prefix
+        return original(canvas_, *args, **kwargs)
+
+    sdar.denoiser._window_logits = spy
+    stats = sdar.denoiser.fill(canvas, [blocks[0]], policy)
+    assert set(stats.commits_per_step) == {1}
+    assert filled == list(range(end - start))

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 
 Ranking = Literal["confidence", "margin", "entropy", "random"]
+Fallback = Literal["best", "leftmost"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class DecodePolicy:
     threshold: float | None = 0.9
     steps_per_block: int | None = None
     ranking: Ranking = "confidence"
+    # The one position a threshold step commits when none passes: the best-ranked ("best",
+    # Fast-dLLM), or the leftmost masked one, which turns a step into the autoregressive step
+    # of a model converted from an AR one: its far slots are the least trained and, in a
+    # partly converted model, confidently wrong (docs/a2d/MODEL_CARD.md measures both).
+    fallback: Fallback = "best"
     temperature: float = 0.0
     sub_block_size: int | None = None  # Fast-dLLM v2 decodes a block in sub-blocks
     # LLaDA-Instruct floods the canvas with EOS: rank EOS candidates last (paper App. B.4).
@@ -92,7 +98,8 @@ def choose_commits(
     """Which masked positions to commit this step, per row ([batch, window] booleans).
 
     Threshold policies commit every position whose probability exceeds the threshold, plus
-    the best-ranked one so that every step makes progress; fixed-step policies commit the
+    the best-ranked (or, with `fallback="leftmost"`, the leftmost masked) one so that every
+    step makes progress; fixed-step policies commit the
     `scheduled` best-ranked (the rest stay masked: low-confidence remasking). Rows with
     nothing masked commit nothing.
     """
@@ -106,7 +113,11 @@ def choose_commits(
         positions = torch.arange(order.shape[-1], device=order.device).expand_as(order)
         ranks.scatter_(-1, order, positions)
         commit = masked & (ranks < count[:, None])
-    best = torch.zeros_like(masked).scatter(-1, scores.argmax(dim=-1, keepdim=True), True)
+    if policy.threshold is not None and policy.fallback == "leftmost":
+        forced = masked.int().argmax(dim=-1, keepdim=True)  # the first True of each row
+    else:
+        forced = scores.argmax(dim=-1, keepdim=True)
+    best = torch.zeros_like(masked).scatter(-1, forced, True)
     return commit | (best & masked.any(dim=-1, keepdim=True))
 
 

@@ -25,7 +25,7 @@ from backends.llm.a2d.data import (
     factual_specs,
     held_apart_specs,
 )
-from backends.llm.decoding import DecodePolicy
+from backends.llm.decoding import DecodePolicy, Fallback
 from backends.llm.engine import DiffusionEngine
 from backends.llm.loader import load_checkpoint
 from backends.llm.protocol import ModelInfo
@@ -33,12 +33,19 @@ from backends.llm.transformer import Transformer
 
 
 def converted_engine(
-    converted, threshold: float, repetition_penalty: float, name: str
+    converted,
+    threshold: float,
+    repetition_penalty: float,
+    name: str,
+    fallback: Fallback = "best",
 ) -> DiffusionEngine:
     """An engine over the merged model: block-causal, the adapter's block and mask, exact cache."""
     loaded, facts = converted.loaded, converted.facts
     policy = DecodePolicy(
-        block_size=facts.block_size, threshold=threshold, repetition_penalty=repetition_penalty
+        block_size=facts.block_size,
+        threshold=threshold,
+        repetition_penalty=repetition_penalty,
+        fallback=fallback,
     )
     info = ModelInfo(
         name=name,
@@ -60,17 +67,22 @@ def evaluate_adapter(
     prompts: int = 16,
     factual: int = 50,
     thresholds: Sequence[float] = (0.9, 0.7),
+    fallbacks: Sequence[Fallback] = ("best", "leftmost"),
     repetition_penalty: float = 1.2,
     log=print,
 ) -> dict[str, Any]:
+    """Every mode on the same prompts: the base's AR greedy decoding, and the converted model at
+    each threshold with each fallback (modes `threshold_T`, and `threshold_T_leftmost`)."""
     base_loaded = load_checkpoint(base, dtype=torch.float32)
     ar = DiffusionEngine.from_loaded(base_loaded, repetition_penalty=repetition_penalty)
     converted = load_converted(base, adapter, dtype=torch.float32)
     engines = {"ar": ar}
     for threshold in thresholds:
-        engines[f"threshold_{threshold}"] = converted_engine(
-            converted, threshold, repetition_penalty, f"{adapter.name}@{threshold}"
-        )
+        for fallback in fallbacks:
+            mode = f"threshold_{threshold}" + ("" if fallback == "best" else f"_{fallback}")
+            engines[mode] = converted_engine(
+                converted, threshold, repetition_penalty, f"{adapter.name}@{mode}", fallback
+            )
     sets = {"factual": factual_specs()[:factual]}
     if prompts and builder is not None:
         sets = {"ttdr_calls": held_apart_specs(builder, prompts), **sets}
