@@ -427,6 +427,36 @@ def test_data_generation_appends_answers_and_keeps_the_thread_count_asked_for(
     assert len({r["id"] for r in records}) == len(records)
 
 
+def test_a_data_folder_keeps_one_repetition_penalty_and_the_confidence_of_its_answers(
+    base: Path, tmp_path: Path
+) -> None:
+    """The penalty answers were written with is recorded; appending with another is refused,
+    naming both, with the records kept; unpenalised greedy answers are all the base's argmax,
+    which the confidence report measures."""
+    from ttdr.api import a2d_data, a2d_target_confidence
+    from ttdr.config import Settings
+
+    corpus = Path(__file__).resolve().parents[1] / "examples" / "corpus"
+    out = tmp_path / "greedy"
+    options = dict(model=str(base), sources=[corpus], batch_size=2, log=lambda _line: None)
+    stats = a2d_data(Settings(), out, 20, repetition_penalty=1.0, **options)
+    assert stats["repetition_penalty"] == 1.0
+    assert json.loads((out / "stats.json").read_text())["repetition_penalty"] == 1.0
+    written = read_records(out)
+    with pytest.raises(TrainingDataError, match=r"repetition penalty 1\.0, not 1\.3"):
+        a2d_data(Settings(), out, 200, repetition_penalty=1.3, **options)
+    assert read_records(out) == written
+    greedy = a2d_target_confidence(Settings(), out, model=str(base))
+    assert greedy["repetition_penalty"] == 1.0 and greedy["records"] == len(written)
+    # The reply's end token (appended to finished answers) is not always the argmax.
+    assert greedy["argmax_share"] >= 1 - greedy["records"] / greedy["tokens"]
+    assert 0 <= greedy["pairs_above_0.9"] <= greedy["share_above_0.9"] <= 1
+    penalised = tmp_path / "penalised"
+    a2d_data(Settings(), penalised, 20, repetition_penalty=3.0, **options)
+    moved = a2d_target_confidence(Settings(), penalised, model=str(base))
+    assert moved["argmax_share"] < greedy["argmax_share"]
+
+
 # -- the converted preset ----------------------------------------------------------------------
 
 
@@ -476,6 +506,28 @@ def test_a_converted_preset_loads_merged_and_decodes_with_the_adapters_facts(
     )
     base_engine = load_generator(str(cache / "tiny-base"), cache)
     assert base_engine.facts.attention == "causal"  # the base stays available, autoregressive
+
+
+def test_the_eval_decodes_every_mode_on_the_same_prompts(converted_preset) -> None:
+    from backends.llm.a2d.evaluate import evaluate_adapter
+
+    cache, shipped = converted_preset
+    report = evaluate_adapter(
+        cache / "tiny-base", shipped, None, prompts=0, factual=2, repetition_penalty=1.1,
+        log=lambda _line: None,
+    )  # fmt: skip
+    assert report["repetition_penalty"] == 1.1
+    factual = report["sets"]["factual"]
+    assert factual["prompts"] == 2
+    modes = factual["modes"]
+    assert set(modes) == {
+        "ar", "threshold_0.9", "threshold_0.9_leftmost", "threshold_0.7",
+        "threshold_0.7_leftmost",
+    }  # fmt: skip
+    assert modes["ar"]["agreement_with_ar"] == modes["ar"]["exact_match_with_ar"] == 1.0
+    for result in modes.values():
+        assert result["tokens"] > 0 and result["tokens_per_forward"] > 0
+        assert result["nll_under_base"] > 0
 
 
 def test_a_converted_preset_without_its_adapter_says_so(converted_preset) -> None:

@@ -61,6 +61,7 @@ from ttdr.training import (
     a2d_fit,
     a2d_held_out_loss,
     a2d_ship,
+    a2d_target_confidence,
     use_threads,
 )
 
@@ -677,6 +678,7 @@ __all__ = [
     "a2d_fit",
     "a2d_held_out_loss",
     "a2d_ship",
+    "a2d_target_confidence",
     "check_model",
     "engine_benchmark",
     "eval_markdown",

@@ -45,17 +45,21 @@ def a2d_data(
     batch_size: int = 32,
     seed: int = 0,
     threads: int | None = None,
+    repetition_penalty: float | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
     """The base model's own greedy answers to ttdr-shaped and general prompts, appended to the
     JSONL shards in `out` until they hold `tokens` answer tokens; returns the shards' stats.
     `threads` is applied after loading, which sizes the pool to every usable core (the data
-    job usually shares the machine with a fit on the other core)."""
+    job usually shares the machine with a fit on the other core). `repetition_penalty`
+    replaces the model preset's for these answers (recorded in the shards' stats.json)."""
     from agents import prompts as templates
     from backends.llm.a2d.data import PromptBuilder, default_sources, gather_texts, generate_data
     from backends.llm.registry import load_generator
 
     engine = load_generator(model or settings.model, settings.model_cache, dtype="float32")
+    if repetition_penalty is not None:
+        engine.policy = engine.policy.with_(repetition_penalty=repetition_penalty)
     if threads:
         use_threads(threads)
     builder = PromptBuilder(gather_texts(sources or default_sources()), templates, seed=seed)
@@ -131,6 +135,16 @@ def a2d_held_out_loss(
     return held_out_loss(base_model_folder(settings, model), adapter, data, exclude=exclude)
 
 
+def a2d_target_confidence(
+    settings: Settings, data: Path, *, model: str | None = None, records: int = 48
+) -> dict[str, Any]:
+    """How predictable the answers in `data` are to the base model (NLL, share above 0.9):
+    compares data recipes before any CPU hour goes into training on them."""
+    from backends.llm.a2d.validate import target_confidence
+
+    return target_confidence(base_model_folder(settings, model), data, records=records)
+
+
 def a2d_eval(
     settings: Settings,
     adapter: Path,
@@ -139,10 +153,12 @@ def a2d_eval(
     sources: Sequence[Path] | None = None,
     prompts: int = 16,
     factual: int = 50,
+    repetition_penalty: float = 1.2,
     log: Log = print,
 ) -> dict[str, Any]:
-    """Tokens per forward (threshold 0.9 / 0.7), NLL under the base model and agreement with
-    its greedy answers, for `adapter` on held-apart prompts."""
+    """Tokens per forward (threshold 0.9 / 0.7, each with both fallbacks), NLL under the base
+    model and agreement with its greedy answers, for `adapter` on held-apart prompts; every
+    mode decodes with `repetition_penalty` (the presets' 1.2 by default)."""
     from agents import prompts as templates
     from backends.llm.a2d.data import PromptBuilder, default_sources, gather_texts
     from backends.llm.a2d.evaluate import evaluate_adapter
@@ -156,6 +172,7 @@ def a2d_eval(
         builder,
         prompts=prompts,
         factual=factual,
+        repetition_penalty=repetition_penalty,
         log=log,
     )
 

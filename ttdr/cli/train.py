@@ -47,6 +47,10 @@ def data_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts generated together.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the prompt stream.")] = 0,
     threads: ThreadsOption = None,
+    repetition_penalty: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Instead of the model preset's (1.2 for the default)."),
+    ] = None,
 ) -> None:
     """The base model's own greedy answers to ttdr-shaped and general prompts."""
     from ttdr.api import a2d_data
@@ -54,7 +58,7 @@ def data_command(
     def run() -> None:
         stats = a2d_data(
             Settings(), out, tokens, model=model, sources=source, batch_size=batch_size,
-            seed=seed, threads=threads, log=typer.echo,
+            seed=seed, threads=threads, repetition_penalty=repetition_penalty, log=typer.echo,
         )  # fmt: skip
         typer.echo(json.dumps(stats, indent=2))
 
@@ -155,6 +159,24 @@ def loss_command(
     guarded(run)
 
 
+@a2d_app.command("confidence")
+def confidence_command(
+    data: Annotated[Path, typer.Option(help="Shards from `ttdr train a2d data`.")],
+    records: Annotated[int, typer.Option(min=1, help="Records to score.")] = 48,
+    model: ModelOption = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """How predictable the shards' answers are to the base model (JSON): NLL, share > 0.9."""
+    from ttdr.api import a2d_target_confidence, use_threads
+
+    def run() -> None:
+        use_threads(threads)
+        report = a2d_target_confidence(Settings(), data, model=model, records=records)
+        typer.echo(json.dumps(report, indent=2))
+
+    guarded(run)
+
+
 @a2d_app.command("eval")
 def eval_command(
     adapter: Annotated[Path, typer.Option(help="Adapter file (adapter.safetensors).")],
@@ -164,6 +186,9 @@ def eval_command(
     factual: Annotated[int, typer.Option(min=0, help="Short factual prompts (≤ 50).")] = 50,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
     threads: ThreadsOption = None,
+    repetition_penalty: Annotated[
+        float, typer.Option(min=1.0, help="For every mode, the AR baseline included.")
+    ] = 1.2,
 ) -> None:
     """Tokens per forward (threshold 0.9 / 0.7), NLL under the base, agreement with AR greedy."""
     from ttdr.api import a2d_eval, use_threads
@@ -172,7 +197,7 @@ def eval_command(
         use_threads(threads)
         report = a2d_eval(
             Settings(), adapter, model=model, sources=source, prompts=prompts, factual=factual,
-            log=lambda line: typer.echo(line, err=True),
+            repetition_penalty=repetition_penalty, log=lambda line: typer.echo(line, err=True),
         )  # fmt: skip
         text = json.dumps(report, indent=2)
         if out is not None:

@@ -27,12 +27,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ttdr.errors import TrainingDataError
+
 SHARD_RECORDS = 2000  # records per JSONL shard
 HELD_APART = 20  # one prompt in this many is kept for evaluation, never trained on
 SUFFIXES = (".md", ".html", ".htm", ".txt")
 CHUNK_CHARS = 700  # about 170 tokens: an answer prompt with two passages stays under ~450
 MIN_DOC_CHARS = 400
 MIN_GROUP_SHARE = 0.15  # every source group gets at least about this share of the prompts
+LEGACY_REPETITION_PENALTY = 1.2  # what shards without a recorded penalty were written with
 SKIPPED_PAGES = ("genindex", "py-modindex", "search", "changelog", "news", "copyright")
 
 # Max new tokens per prompt kind: about what ttdr asks of the model for that call.
@@ -199,6 +202,12 @@ class DataStats:
     # pad 30% of these; pooling two batches' worth per kind and sorting by length would pad
     # 19% (an estimated 5% of the generation time), at half as many batches of the rarest kinds.
     prompt_slots: int = 0
+    # The decode rule the answers were written with. Measured on 16 held-out prompts (128
+    # tokens, base model, docs/a2d/MODEL_CARD.md): at 1.2 the base gives only 19% of its own
+    # answer tokens a probability above 0.9 (NLL 1.70 per token), at 1.1 43% (NLL 0.67) and
+    # at 1.0 44% (NLL 0.49): a model learns to commit in parallel only what its targets make
+    # predictable. None: not recorded (shards written before the field existed, all at 1.2).
+    repetition_penalty: float | None = None
     by_source: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
     answer_tokens_by_source: dict[str, int] = field(default_factory=dict)
@@ -514,10 +523,21 @@ def generate_data(
     batch_size: int = 16,
     log=print,
 ) -> DataStats:
-    """Append the base model's answers until the shards hold `target_tokens` answer tokens."""
+    """Append the base model's answers until the shards hold `target_tokens` answer tokens.
+    The engine's repetition penalty is the data's: a folder keeps one (refused otherwise)."""
     existing = read_records(out)
     done = {r["id"] for r in existing}
     stats = _stats_from(existing, out)
+    penalty = engine.policy.repetition_penalty
+    recorded = stats.repetition_penalty
+    if existing and recorded is None:
+        recorded = LEGACY_REPETITION_PENALTY
+    if existing and recorded != penalty:
+        raise TrainingDataError(
+            f"{out} holds answers written with repetition penalty {recorded}, not {penalty}: "
+            f"pass --repetition-penalty {recorded}, or write to another folder."
+        )
+    stats.repetition_penalty = penalty
     writer = ShardWriter(out)
     eos_id = turn_end_id(engine.tokenizer, engine.facts)
     pending: dict[str, list[PromptSpec]] = {}
@@ -602,6 +622,7 @@ def _stats_from(records: list[dict], out: Path) -> DataStats:
         stats.generation_seconds = float(old.get("generation_seconds", 0.0))
         stats.forward_passes = int(old.get("forward_passes", 0))
         stats.prompt_slots = int(old.get("prompt_slots", 0))
+        stats.repetition_penalty = old.get("repetition_penalty")
     return stats
 
 

@@ -8,6 +8,7 @@ scored on the same masked copies.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from backends.llm.a2d.objective import (
     build_batch,
     make_document,
 )
+from backends.llm.loader import load_checkpoint
 from ttdr.errors import TrainingDataError
 
 
@@ -72,4 +74,47 @@ def held_out_loss(
         "masked_loss": round(total.masked, 4),
         "boundary_loss": round(total.boundary, 4),
         "scored_tokens": count,
+    }
+
+
+def target_confidence(base: Path, data: Path, *, records: int = 48) -> dict[str, Any]:
+    """How predictable the answers in `data` are to the base model that wrote them (teacher
+    forcing, causal attention): their NLL, the share of tokens it gives a probability above
+    0.9 and the share of neighbouring pairs where both are, which bounds what a converted model
+    trained on them can commit in parallel at threshold 0.9; and the share that is its argmax
+    (below 1.0 where a repetition penalty moved the greedy choice)."""
+    loaded = load_checkpoint(base, dtype=torch.float32)
+    chosen = [r for r in read_records(data) if r.get("answer")][:records]
+    if not chosen:
+        raise TrainingDataError(f"no records with answers in {data}: nothing to measure.")
+    tokens = confident = pairs = confident_pairs = argmax = 0
+    nll = 0.0
+    with torch.no_grad():
+        for record in chosen:
+            prompt, answer = record["prompt"], record["answer"]
+            ids = torch.tensor([prompt + answer])
+            length = ids.shape[1]
+            causal = torch.ones(length, length, dtype=torch.bool).tril()[None, None]
+            logits = loaded.model(ids, torch.arange(length)[None], causal)[0, len(prompt) - 1 : -1]
+            probs = logits.softmax(-1)
+            target = ids[0, len(prompt) :]
+            p = probs.gather(-1, target[:, None])[:, 0]
+            sure = p > 0.9
+            tokens += len(target)
+            confident += int(sure.sum())
+            pairs += len(target) - 1
+            confident_pairs += int((sure[1:] & sure[:-1]).sum())
+            argmax += int((probs.argmax(-1) == target).sum())
+            nll += float(-p.clamp_min(1e-30).log().sum())
+    stats = data / "stats.json"
+    penalty = json.loads(stats.read_text()).get("repetition_penalty") if stats.is_file() else None
+    return {
+        "data": str(data),
+        "repetition_penalty": penalty,
+        "records": len(chosen),
+        "tokens": tokens,
+        "nll_under_base": round(nll / tokens, 4),
+        "share_above_0.9": round(confident / tokens, 4),
+        "pairs_above_0.9": round(confident_pairs / max(pairs, 1), 4),
+        "argmax_share": round(argmax / tokens, 4),
     }
