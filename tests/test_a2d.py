@@ -493,12 +493,15 @@ def test_a_converted_preset_loads_merged_and_decodes_with_the_adapters_facts(
     meta = read_meta(shipped)
     assert (engine.facts.attention, engine.facts.block_size) == ("block_causal", 4)
     assert engine.facts.mask_id == meta.mask_id and engine.policy.threshold == 0.9
+    assert engine.policy.fallback == "leftmost"
     assert engine.denoiser.cache_mode == "exact"
     # What `ttdr models` says comes from the adapter's metadata alone, and agrees.
     assert model_facts("tiny-a2d", cache) == engine.facts
     assert preset_decoding(PRESETS["tiny-a2d"]).startswith("block diffusion: block 4")
     # The preset (fused projections) writes what the adapter merged by hand does.
-    direct = converted_engine(load_converted(cache / "tiny-base", shipped), 0.9, 1.0, "direct")
+    direct = converted_engine(
+        load_converted(cache / "tiny-base", shipped), 0.9, 1.0, "direct", "leftmost"
+    )
     chat = [{"role": "user", "content": "What do research reports cite?"}]
     assert (
         engine.generate(chat, max_new_tokens=12).text

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from backends.llm.attention import AttentionKind
-from backends.llm.decoding import DecodePolicy
+from backends.llm.decoding import DecodePolicy, Fallback
 from ttdr.errors import ModelUnavailableError
 
 CacheMode = Literal["none", "exact", "prefix", "dual"]
@@ -33,6 +33,7 @@ class ModelFacts:
     # LLaDA-Instruct floods the canvas with EOS: rank EOS candidates last (paper App. B.4).
     eos_last: bool = False
     threshold: float = 0.9  # the default confidence threshold
+    fallback: Fallback = "best"  # what a threshold step commits when nothing passes
 
     def __post_init__(self) -> None:
         if self.block_size < 1:
@@ -74,6 +75,7 @@ class ModelFacts:
             threshold=self.threshold,
             sub_block_size=self.sub_block_size,
             eos_last=self.eos_last,
+            fallback=self.fallback,
         )
 
     def describe(self, policy: DecodePolicy | None = None, cache: CacheMode | None = None) -> str:
@@ -85,6 +87,7 @@ class ModelFacts:
         kind = "block diffusion" if self.attention == "block_causal" else "masked diffusion"
         rule = (
             f"threshold {policy.threshold}"
+            + (", else the leftmost" if policy.fallback == "leftmost" else "")
             if policy.threshold is not None
             else f"{policy.steps_per_block} steps per block"
         )
