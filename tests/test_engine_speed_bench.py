@@ -111,8 +111,21 @@ def test_a_llama_server_that_dies_at_start_is_reported_with_its_last_words(tmp_p
     binary, _ = stub_binary(tmp_path, script.replace("{log!r}", ""))
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
-    with pytest.raises(RuntimeError, match="exited with 3: error: unable to load model"):
-        compare_with_llama_cpp(binary, gguf, [[1]], 4, 1.0, threads=1)
+    report = compare_with_llama_cpp(binary, gguf, [[1]], 4, 1.0, threads=1)
+    assert report["skipped"] == "llama-server exited with 3: error: unable to load model"
+
+
+def test_a_llama_server_killed_by_a_signal_names_it(tmp_path) -> None:
+    script = (
+        "#!{python}\nimport os, signal\nprint('starting', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGILL)\n"
+    )
+    binary, _ = stub_binary(tmp_path, script)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    report = compare_with_llama_cpp(binary, gguf, [[1]], 4, 1.0, threads=1)
+    assert report["skipped"].startswith("llama-server was killed by SIGILL")
+    assert "--force-reinstall" in report["skipped"] and report["skipped"].endswith(": starting")
 
 
 def test_threads_follow_omp_then_the_cgroup_quota_then_the_affinity_mask(

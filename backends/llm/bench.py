@@ -25,6 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import torch
 
 from backends.llm.bandwidth import copy_bandwidth, weight_bytes_per_forward, weight_read_bound_ms
@@ -201,8 +202,12 @@ def compare_with_llama_cpp(
                 "on PATH, or set TTDR_LLAMA_SERVER"}  # fmt: skip
     if gguf is None:
         return {"skipped": "llama.cpp needs a GGUF: only the default model ships one"}
-    with llama_server(binary, gguf, threads=threads) as url:
-        measured = measure_completions(url, prompts, new_tokens)
+    try:
+        with llama_server(binary, gguf, threads=threads) as url:
+            measured = measure_completions(url, prompts, new_tokens)
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        # The peer failing must not cost the ttdr measurements already taken in this run.
+        return {"skipped": f"{exc}", "binary": str(binary)}
     return {
         "binary": str(binary),
         "gguf": gguf.name,

