@@ -293,8 +293,8 @@ def test_leftmost_fallback_at_threshold_one_fills_each_block_left_to_right(check
     original = sdar.denoiser._window_logits
 
     def spy(canvas_, *args, **kwargs):
-        filled.append(int((canvas_.tokens[0, start:end] != sdar.facts.mask_id).sum()))
         row = canvas_.tokens[0, start:end] != sdar.facts.mask_id
+        filled.append(int(row.sum()))
         assert row.tolist() == sorted(row.tolist(), reverse=True)  # a filled prefix
         return original(canvas_, *args, **kwargs)
 

@@ -207,7 +207,7 @@ def compare_with_llama_cpp(
             measured = measure_completions(url, prompts, new_tokens)
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         # The peer failing must not cost the ttdr measurements already taken in this run.
-        return {"skipped": f"{exc}", "binary": str(binary)}
+        return {"skipped": str(exc), "binary": str(binary)}
     return {
         "binary": str(binary),
         "gguf": gguf.name,

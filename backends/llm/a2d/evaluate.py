@@ -153,13 +153,19 @@ def output_nll(model: Transformer, prompt: list[int], output: list[int]) -> tupl
     """Summed NLL of `output` after `prompt` under a causal model, and the token count."""
     if not output:
         return 0.0, 0
-    ids = torch.tensor([prompt + output])
+    loss = F.cross_entropy(
+        answer_logits(model, prompt, output), torch.tensor(output), reduction="sum"
+    )
+    return float(loss), len(output)
+
+
+def answer_logits(model: Transformer, prompt: list[int], answer: list[int]) -> torch.Tensor:
+    """[len(answer), vocab]: the logits that predict each answer token, one causal forward
+    over prompt + answer (teacher forcing). The caller chooses no_grad or inference mode."""
+    ids = torch.tensor([prompt + answer])
     length = ids.shape[1]
     mask = torch.ones(length, length, dtype=torch.bool).tril()[None, None]
-    logits = model(ids, torch.arange(length)[None], mask)
-    predicted = logits[0, len(prompt) - 1 : -1]
-    loss = F.cross_entropy(predicted, ids[0, len(prompt) :], reduction="sum")
-    return float(loss), len(output)
+    return model(ids, torch.arange(length)[None], mask)[0, len(prompt) - 1 : -1]
 
 
 def _agreement(output: list[int], reference: list[int]) -> float:

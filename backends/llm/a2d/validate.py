@@ -16,6 +16,7 @@ import torch
 
 from backends.llm.a2d.adapter import load_converted
 from backends.llm.a2d.data import read_records, turn_end_id
+from backends.llm.a2d.evaluate import answer_logits
 from backends.llm.a2d.objective import (
     LossParts,
     ObjectiveConfig,
@@ -91,13 +92,8 @@ def target_confidence(base: Path, data: Path, *, records: int = 48) -> dict[str,
     nll = 0.0
     with torch.no_grad():
         for record in chosen:
-            prompt, answer = record["prompt"], record["answer"]
-            ids = torch.tensor([prompt + answer])
-            length = ids.shape[1]
-            causal = torch.ones(length, length, dtype=torch.bool).tril()[None, None]
-            logits = loaded.model(ids, torch.arange(length)[None], causal)[0, len(prompt) - 1 : -1]
-            probs = logits.softmax(-1)
-            target = ids[0, len(prompt) :]
+            probs = answer_logits(loaded.model, record["prompt"], record["answer"]).softmax(-1)
+            target = torch.tensor(record["answer"])
             p = probs.gather(-1, target[:, None])[:, 0]
             sure = p > 0.9
             tokens += len(target)
