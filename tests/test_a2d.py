@@ -133,6 +133,38 @@ def test_mask_layout_matches_the_engine_rules() -> None:
     assert starts == [2, 4]  # last prompt slot; last slot of the first clean answer block
 
 
+def test_suffix_masks_train_only_the_states_left_to_right_filling_meets() -> None:
+    """Block 4, answer of 4 blocks: each copy masks each block from a cut onwards; a token is
+    a target in a copy only where its block's slots from the cut are masked."""
+    config = ObjectiveConfig(block_size=4, mask_id=99, eos_id=2, masks="suffix")
+    answer = list(range(10, 26))
+    doc = make_document([1, 3, 4], answer, config, capacity=200)
+    batch = build_batch([[doc]], config, torch.Generator().manual_seed(3), pad_id=0)
+    tokens = batch.tokens[0].tolist()
+    p, a = 3, len(answer)
+    cuts_seen = set()
+    for copy in range(2):
+        noisy = tokens[p + a + copy * a : p + a + (copy + 1) * a]
+        for block in range(4):
+            slots = noisy[block * 4 : block * 4 + 4]
+            masked = [t == 99 for t in slots]
+            cut = masked.index(True)  # at least the last slot is masked
+            assert masked == [False] * cut + [True] * (4 - cut)  # a suffix
+            assert slots[:cut] == answer[block * 4 : block * 4 + cut]  # the rest is clean
+            cuts_seen.add(cut)
+    assert len(cuts_seen) > 1  # cuts vary
+    # Every block's first token from the clean stream, the masked others once per copy.
+    expected = [answer[j] for j in range(0, a, 4)]
+    for copy in range(2):
+        noisy = tokens[p + a + copy * a : p + a + (copy + 1) * a]
+        expected += [answer[j] for j in range(a) if j % 4 and noisy[j] == 99]
+    assert sorted(batch.target.tolist()) == sorted(expected)
+    # The random recipe scores every answer token exactly once (complementary copies).
+    random = ObjectiveConfig(block_size=4, mask_id=99, eos_id=2)
+    again = build_batch([[doc]], random, torch.Generator().manual_seed(3), pad_id=0)
+    assert sorted(again.target.tolist()) == answer
+
+
 def test_packing_keeps_documents_apart() -> None:
     docs = torch.tensor([[0, 0, 1, 1]])
     streams = torch.zeros(1, 4, dtype=torch.long)
@@ -614,6 +646,9 @@ def test_the_held_out_loss_falls_with_training_and_leaves_out_training_prompts(
     assert scores[0]["records"] == scores[1]["records"] == 8
     assert scores[0]["scored_tokens"] == scores[1]["scored_tokens"]  # the same masks
     assert scores[1]["loss"] < scores[0]["loss"] and scores[1]["steps"] == 12
+    suffix = held_out_loss(base, run / "adapter.safetensors", held, exclude=data, masks="suffix")
+    assert suffix["masks"] == "suffix" and suffix["records"] == 8
+    assert suffix["scored_tokens"] != scores[1]["scored_tokens"]  # other mask states
     # The training shards themselves are all excluded: nothing is left to score.
     with pytest.raises(TrainingDataError, match="no held-out records"):
         held_out_loss(base, tmp_path / "run-1" / "adapter.safetensors", data, exclude=data)

@@ -127,12 +127,15 @@ def a2d_held_out_loss(
     *,
     model: str | None = None,
     exclude: Path | None = None,
+    masks: str = "random",
 ) -> dict[str, Any]:
     """The block-diffusion loss of `adapter` on the shards in `data` (fixed masks), leaving out
-    prompts that are also in `exclude`: the cheap, smooth measure for comparing recipes."""
+    prompts that are also in `exclude`: the cheap, smooth measure for comparing recipes.
+    `masks="suffix"` scores the mask states left-to-right decoding meets."""
     from backends.llm.a2d.validate import held_out_loss
 
-    return held_out_loss(base_model_folder(settings, model), adapter, data, exclude=exclude)
+    folder = base_model_folder(settings, model)
+    return held_out_loss(folder, adapter, data, exclude=exclude, masks=masks)
 
 
 def a2d_target_confidence(

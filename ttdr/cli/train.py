@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -33,6 +33,13 @@ SourceOption = Annotated[
     typer.Option("--source", help="Folder of .md/.html/.txt text (repeatable); default: the "
                  "example corpus and /usr/share/doc."),
 ]  # fmt: skip
+MaskOption = Annotated[
+    Literal["random", "suffix"],
+    typer.Option(
+        help="Mask states the noisy copies train: random (all of them, complementary) or "
+        "suffix (only those left-to-right filling passes through)."
+    ),
+]
 ThreadsOption = Annotated[
     int | None, typer.Option(min=1, help="CPU threads (default: every core).")
 ]
@@ -86,6 +93,7 @@ def fit_command(
         typer.Option(help="Backpropagate through the prompts (--no-prompt-grad: cheaper steps)."),
     ] = True,
     seed: Annotated[int, typer.Option()] = 0,
+    masks: MaskOption = "random",
     threads: ThreadsOption = None,
     init_adapter: Annotated[
         Path | None,
@@ -103,7 +111,7 @@ def fit_command(
             Settings(), data, out, model=model, init_adapter=init_adapter, log=typer.echo,
             block_size=block_size, rank=rank, alpha=alpha, lr=lr, row_tokens=row_tokens,
             rows=rows, bf16=bf16, prompt_grad=prompt_grad, seed=seed, max_tokens=max_tokens,
-            max_steps=max_steps,
+            max_steps=max_steps, masks=masks,
             checkpoint_minutes=checkpoint_minutes, log_every=log_every, threads=threads,
         )  # fmt: skip
         typer.echo(json.dumps(done))
@@ -145,6 +153,7 @@ def loss_command(
     exclude: Annotated[
         Path | None, typer.Option(help="Training shards: their prompts are left out of --data.")
     ] = None,
+    masks: MaskOption = "random",
     model: ModelOption = None,
     threads: ThreadsOption = None,
 ) -> None:
@@ -153,7 +162,9 @@ def loss_command(
 
     def run() -> None:
         use_threads(threads)
-        report = a2d_held_out_loss(Settings(), adapter, data, model=model, exclude=exclude)
+        report = a2d_held_out_loss(
+            Settings(), adapter, data, model=model, exclude=exclude, masks=masks
+        )
         typer.echo(json.dumps(report, indent=2))
 
     guarded(run)

@@ -44,6 +44,7 @@ class ObjectiveConfig:
     mask_id: int
     eos_id: int
     copies: int = 2  # 2: complementary masks; 1: one noisy copy (half the noisy tokens unused)
+    masks: str = "random"  # or "suffix": only the states left-to-right filling passes through
 
 
 @dataclass
@@ -180,7 +181,7 @@ def _build_row(row: Sequence[Document], config: ObjectiveConfig, generator: torc
             out["sources"].append(base + p + j - 1)
             out["targets"].append(answer[j])
             out["boundary"].append(True)
-        for copy, masked in enumerate(_masks(a, size, config.copies, generator)):
+        for copy, masked in enumerate(_masks(a, size, config, generator)):
             start = len(out["tokens"])
             noisy = [config.mask_id if m else t for t, m in zip(answer, masked, strict=True)]
             _extend(out, noisy, range(p, p + a), doc_index, CLEAN + 1 + copy, answer_blocks)
@@ -200,14 +201,33 @@ def _extend(out, tokens, positions, doc, stream, blocks) -> None:
     out["blocks"] += blocks
 
 
-def _masks(length: int, size: int, copies: int, generator: torch.Generator) -> list[list[bool]]:
-    """Per block a mask rate t ~ U(0, 1) and a mask drawn at t; the second copy masks the
-    complement, so every token is masked (and learned) in exactly one copy."""
+MASK_KINDS = ("random", "suffix")
+
+
+def _masks(
+    length: int, size: int, config: ObjectiveConfig, generator: torch.Generator
+) -> list[list[bool]]:
+    """One mask over the answer per noisy copy.
+
+    "random": per block a rate t ~ U(0, 1) and a mask drawn at t; the second copy masks the
+    complement, so every token is masked (and learned) in exactly one copy. This is the
+    BD3-LM / Fast-dLLM v2 recipe, which trains every one of a block's 2^B mask states.
+
+    "suffix": per block and copy, an independent cut c ~ U{0..B-1} masking slots c..B-1. When
+    decoding commits the leftmost masked slot whenever nothing passes the threshold (the
+    converted preset's fallback), a block only ever passes through these B states (all
+    masked, then one more clean slot at a time), so a step spends its noisy copies on them
+    rather than on the other 2^B - B states. Slots before the cut are not learned by that
+    copy (a block's first token always is, by the clean stream)."""
     blocks = -(-length // size)
+    if config.masks == "suffix":
+        cuts = torch.randint(0, size, (config.copies, blocks), generator=generator)
+        offsets = torch.arange(length) % size
+        return [(offsets >= row.repeat_interleave(size)[:length]).tolist() for row in cuts]
     rates = torch.rand(blocks, generator=generator).repeat_interleave(size)[:length]
     masked = torch.rand(length, generator=generator) < rates
     first = masked.tolist()
-    return [first, [not m for m in first]][:copies]
+    return [first, [not m for m in first]][: config.copies]
 
 
 def final_hidden(

@@ -72,6 +72,7 @@ class FitConfig:
     row_tokens: int = 1024  # slots per packed row (clean + both noisy copies)
     rows: int = 2  # packed rows per optimizer step
     copies: int = 2
+    masks: str = "random"  # objective.MASK_KINDS: which mask states the noisy copies train
     bf16: bool = False  # bfloat16 autocast (measured slower on AVX2-only CPUs)
     prompt_grad: bool = True  # False: prompts computed once without gradient (cheaper steps)
     seed: int = 0
@@ -114,7 +115,7 @@ class Trainer:
         self.mask_id = mask_token_id(loaded.tokenizer, loaded.args.vocab_size)
         eos = turn_end_id(loaded.tokenizer, loaded.facts)
         self.objective = ObjectiveConfig(
-            self.config.block_size, self.mask_id, eos, self.config.copies
+            self.config.block_size, self.mask_id, eos, self.config.copies, self.config.masks
         )
         self.pad_id = eos
         torch.manual_seed(self.config.seed)  # LoRA's initial A matrices

@@ -36,15 +36,17 @@ def held_out_loss(
     exclude: Path | None = None,
     row_tokens: int = 1024,
     seed: int = 0,
+    masks: str = "random",
 ) -> dict[str, Any]:
     """Mean masked-token and boundary (first token of a block) cross-entropy of the converted
     model on the records in `data`, leaving out any whose prompt is also in `exclude` (the
-    training shards)."""
+    training shards). `masks="suffix"` scores only the mask states left-to-right filling
+    passes through (objective.py), the ones decoding with the leftmost fallback meets."""
     converted = load_converted(base, adapter, dtype=torch.float32)
     model, meta = converted.loaded.model, converted.meta
     eos = turn_end_id(converted.loaded.tokenizer, converted.facts)
     mask_id = meta.mask_id
-    objective = ObjectiveConfig(meta.block_size, mask_id, eos)
+    objective = ObjectiveConfig(meta.block_size, mask_id, eos, masks=masks)
     seen = {r["id"] for r in read_records(exclude)} if exclude is not None else set()
     records = [r for r in read_records(data) if r.get("answer") and r["id"] not in seen]
     generator = torch.Generator().manual_seed(seed)
@@ -71,6 +73,7 @@ def held_out_loss(
         "steps": meta.training.get("steps"),
         "answer_tokens_trained": meta.training.get("answer_tokens"),
         "records": used,
+        "masks": masks,
         "loss": round(float(total.loss) / count, 4),
         "masked_loss": round(total.masked, 4),
         "boundary_loss": round(total.boundary, 4),
