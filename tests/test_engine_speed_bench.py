@@ -115,17 +115,37 @@ def test_a_llama_server_that_dies_at_start_is_reported_with_its_last_words(tmp_p
     assert report["skipped"] == "llama-server exited with 3: error: unable to load model"
 
 
-def test_a_llama_server_killed_by_a_signal_names_it(tmp_path) -> None:
+def test_a_llama_server_killed_by_a_signal_names_it_after_one_retry(tmp_path) -> None:
     script = (
-        "#!{python}\nimport os, signal\nprint('starting', flush=True)\n"
+        "#!{python}\nimport os, signal, sys\nprint('starting', sys.argv[-1], flush=True)\n"
         "os.kill(os.getpid(), signal.SIGILL)\n"
     )
     binary, _ = stub_binary(tmp_path, script)
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
     report = compare_with_llama_cpp(binary, gguf, [[1]], 4, 1.0, threads=1)
-    assert report["skipped"].startswith("llama-server was killed by SIGILL")
-    assert "--force-reinstall" in report["skipped"] and report["skipped"].endswith(": starting")
+    first, retry = report["skipped"].split("; with --no-repack too: ")
+    assert first.startswith("llama-server was killed by SIGILL") and "--force-reinstall" in first
+    assert "--no-repack" not in first and retry.endswith("--no-repack")
+
+
+def test_a_llama_server_whose_kernels_fault_is_measured_without_repacking(tmp_path) -> None:
+    """ggml's AMX kernels fault where a hypervisor withholds the tile state; the AVX path works."""
+    crash_unless_no_repack = STUB_SERVER.replace(
+        "port = int(",
+        "import os, signal\nif '--no-repack' not in sys.argv:\n"
+        "    print('threadpool init', flush=True)\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "port = int(",
+    )
+    binary, log = stub_binary(tmp_path, crash_unless_no_repack)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    report = compare_with_llama_cpp(binary, gguf, [[1, 2]], 4, 10.0, threads=1)
+    assert report["tokens"] == 4 and report["ms_per_token"] == 5.0
+    assert report["extra_flags"] == ["--no-repack"]
+    assert report["first_start"] == "llama-server was killed by SIGSEGV: threadpool init"
+    sent = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all("--no-repack" in r["argv"] for r in sent)
 
 
 def test_threads_follow_omp_then_the_cgroup_quota_then_the_affinity_mask(
@@ -190,6 +210,7 @@ def test_bench_engine_writes_the_sweep_and_refuses_unknown_options(tmp_path) -> 
         "fused_projections": False,
         "static_kv_cache": False,
         "one_token_autoregressive_step": False,
+        "onednn_packed_linears": False,
     }
     assert report["cost_sweep"]["block_sizes"] == [1, 4, 8, 16]
     assert report["weight_read_bound_ms"] > 0

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from backends.llm.bandwidth import weight_bytes_per_forward
 from backends.llm.engine import DiffusionEngine
 from backends.llm.kv_cache import KVCache, StaticKVCache
-from backends.llm.loader import load_checkpoint
+from backends.llm.loader import decodes_packed, load_checkpoint
+from backends.llm.packed import PackedLinear, packing_supported
 from backends.llm.quantize import Int8Linear
 from backends.llm.tiny import write_tiny_checkpoint
 
@@ -155,3 +157,50 @@ def test_autoregressive_steps_feed_one_token_and_decode_what_feeding_two_does(ch
     assert fill(uncached, prompts, 12)[0] == fast
     assert fed[0] == max(len(p) for p in prompts)  # the prefill (left-padded batch)
     assert fed[1:] == [1] * (fast_stats.forward_passes - 1)
+
+
+needs_native_bf16 = pytest.mark.skipif(
+    not packing_supported(torch.device("cpu"), torch.bfloat16),
+    reason="oneDNN packs bfloat16 only on a CPU with AVX512-BF16 or AMX",
+)
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("rows", [1, 4, 16, 32])
+def test_a_packed_linear_equals_the_plain_one_up_to_32_rows(rows) -> None:
+    torch.manual_seed(0)
+    for out_features, in_features in ((96, 64), (960, 576), (576, 1536)):
+        linear = torch.nn.Linear(in_features, out_features, bias=False).to(torch.bfloat16)
+        x = torch.randn(rows, in_features, dtype=torch.bfloat16)
+        packed = PackedLinear(linear)
+        assert torch.equal(packed(x), linear(x))
+        assert torch.equal(packed(x.view(1, rows, -1)), linear(x)[None])
+        assert packed.weight_bytes == linear.weight.numel() * 2
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("family", ["llama", "sdar"])
+def test_a_packed_model_decodes_what_the_unpacked_one_does(checkpoints, family, monkeypatch):
+    """Short prompts keep every product at 32 rows or fewer, where packing is bit-exact."""
+    packed = load_checkpoint(checkpoints[family], dtype=torch.bfloat16, fuse=True)
+    assert isinstance(packed.model.lm_head, PackedLinear) and decodes_packed(packed.model)
+    assert isinstance(packed.model.layers[0].attn.qkv, PackedLinear)
+    assert packed.model.embed.weight.dtype == torch.bfloat16  # the table stays plain
+    monkeypatch.setattr("backends.llm.packed.packing_supported", lambda *_: False)
+    unpacked = load_checkpoint(checkpoints[family], dtype=torch.bfloat16, fuse=True)
+    assert isinstance(unpacked.model.lm_head, torch.nn.Linear)
+    fast, reference = DiffusionEngine.from_loaded(packed), DiffusionEngine.from_loaded(unpacked)
+    prompts = [fast.encode_chat(SHORT)]
+    assert len(prompts[0]) <= 32
+    assert fill(fast, prompts, 12)[0] == fill(reference, prompts, 12)[0]
+    # a tied head's packed copy is still one read per forward
+    assert weight_bytes_per_forward(packed.model) == weight_bytes_per_forward(unpacked.model)
+
+
+def test_packing_is_left_out_where_it_does_not_pay_or_is_not_asked_for(checkpoints) -> None:
+    assert not packing_supported(torch.device("cpu"), torch.float32)
+    assert not packing_supported(torch.device("meta"), torch.bfloat16)
+    for fuse, dtype in ((True, torch.float32), (False, torch.bfloat16)):
+        loaded = load_checkpoint(checkpoints["llama"], dtype=dtype, fuse=fuse)
+        assert not decodes_packed(loaded.model)
+        assert not any(isinstance(m, PackedLinear) for m in loaded.model.modules())

@@ -38,6 +38,7 @@ def weight_bytes_per_forward(model: nn.Module) -> int:
     for module in model.modules():
         if isinstance(module, nn.Embedding) or module is model:
             continue
+        total += getattr(module, "weight_bytes", 0)  # a packed layer's opaque weight
         for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
             if tensor is None or tensor.data_ptr() in seen:
                 continue

