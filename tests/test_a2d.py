@@ -623,7 +623,12 @@ def test_the_step_bench_times_both_layouts_on_the_same_documents_and_trains_noth
     before = [p.detach().clone() for p in trainer.params]
     report = compare_step_layouts(trainer, steps=2)
     assert report["steps"] == 2 and min(report["speedup_vs_packed"].values()) > 0
-    assert set(report["s_per_step"]) == {"packed", "documents", "documents_frozen_prompt"}
+    assert set(report["s_per_step"]) == {
+        "packed", "documents", "documents_frozen_prompt", "documents_frozen_prompt_bf16"
+    }  # fmt: skip
+    # The same documents and masks in both precisions: close losses.
+    fp32, bf16 = report["frozen_prompt_loss"]["float32"], report["frozen_prompt_loss"]["bfloat16"]
+    assert fp32 > 0 and abs(bf16 - fp32) / fp32 < 0.05 and not trainer.config.bf16
     # Padding of the shorter row is computed by the packed layout, never by the other.
     assert report["slots_per_step"]["documents"] <= report["slots_per_step"]["packed"]
     assert trainer.position.index > 0 and trainer.position.step == 0

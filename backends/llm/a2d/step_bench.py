@@ -17,17 +17,21 @@ from backends.llm.a2d.adapter import inner_model
 from backends.llm.a2d.objective import block_diffusion_loss, build_batch, pack_rows
 from backends.llm.a2d.trainer import Trainer
 
-LAYOUTS = ("packed", "documents", "documents_frozen_prompt")
+LAYOUTS = ("packed", "documents", "documents_frozen_prompt", "documents_frozen_prompt_bf16")
 
 
 def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
     """Seconds per step for packed rows (one forward over every row), one document at a time
-    (what `Trainer.step` computes) and one document at a time with its prompt computed without
-    gradient (the `prompt_grad=False` recipe), and the slots each computes."""
+    (what `Trainer.step` computes), one document at a time with its prompt computed without
+    gradient (the `prompt_grad=False` recipe), that under bfloat16 autocast (which pays only
+    where the CPU multiplies bfloat16 natively), the slots each computes, and the bfloat16
+    loss's difference from the float32 one on the same masks."""
     c = trainer.config
     seconds = dict.fromkeys(LAYOUTS, 0.0)
     slots = dict.fromkeys(LAYOUTS, 0)
     answer_tokens = 0
+    losses = {"float32": 0.0, "bfloat16": 0.0}
+    bf16 = c.bf16
     for index in range(steps):
         documents = trainer.next_documents()
         masks = trainer.generator.get_state()
@@ -44,10 +48,14 @@ def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
                 slots["packed"] += batch.tokens.numel()  # padding included: it is computed
             else:
                 prompt_grad = layout == "documents"
-                _, answer, stream = trainer.loss_and_backward(documents, prompt_grad)
+                c.bf16 = layout.endswith("_bf16")
+                parts, answer, stream = trainer.loss_and_backward(documents, prompt_grad)
                 slots[layout] += stream
                 answer_tokens += answer if prompt_grad else 0
+                if not prompt_grad:
+                    losses["bfloat16" if c.bf16 else "float32"] += float(parts.loss) / steps
             seconds[layout] += time.perf_counter() - start
+    c.bf16 = bf16
     trainer.optimizer.zero_grad(set_to_none=True)
     return {
         "steps": steps,
@@ -58,6 +66,7 @@ def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
         "s_per_step": {k: round(v / steps, 2) for k, v in seconds.items()},
         "answer_tokens_per_s": {k: round(answer_tokens / v, 2) for k, v in seconds.items()},
         "slots_per_step": {k: round(v / steps, 1) for k, v in slots.items()},
+        "frozen_prompt_loss": {k: round(v, 4) for k, v in losses.items()},
         "speedup_vs_packed": {
             k: round(seconds["packed"] / v, 3) for k, v in seconds.items() if k != "packed"
         },
