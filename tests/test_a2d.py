@@ -198,6 +198,33 @@ def test_a_few_steps_lower_the_loss(base: Path, data: Path, tmp_path: Path) -> N
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 
 
+def test_bfloat16_training_casts_the_frozen_weights_once_for_the_same_loss_and_gradients(
+    base: Path, data: Path, tmp_path: Path
+) -> None:
+    from backends.llm.a2d.adapter import store_frozen_projections
+
+    trainer = _trainer(base, data, tmp_path / "run", bf16=True)
+    documents = trainer.next_documents()
+    masks = trainer.generator.get_state()
+    model = inner_model(trainer.model)
+    q = model.layers[0].attn.q
+    assert q.get_base_layer().weight.dtype == torch.bfloat16
+    assert q.lora_A["default"].weight.dtype == torch.float32  # trained in float32
+    assert all(p.dtype == torch.float32 for p in trainer.params)
+    cast_once, _, _ = trainer.loss_and_backward(documents)
+    grads_once = [p.grad.clone() for p in trainer.params]
+    # The same step with float32 frozen weights that autocast casts on every call:
+    for module in model.modules():
+        if hasattr(module, "get_base_layer") and module is not model:
+            module.get_base_layer().weight.data = module.get_base_layer().weight.data.float()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.generator.set_state(masks)
+    per_call, _, _ = trainer.loss_and_backward(documents)
+    assert torch.equal(cast_once.loss, per_call.loss)
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads_once, trainer.params, strict=True))
+    assert len(store_frozen_projections(trainer.model, torch.bfloat16)) == 7 * model.args.num_layers
+
+
 def test_a_step_document_by_document_equals_the_packed_rows(
     base: Path, data: Path, tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from backends.llm.a2d.adapter import inner_model
+from backends.llm.a2d.adapter import inner_model, store_frozen_projections
 from backends.llm.a2d.objective import block_diffusion_loss, build_batch, pack_rows
 from backends.llm.a2d.trainer import Trainer
 
@@ -39,6 +39,9 @@ def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
         for layout in order:
             trainer.generator.set_state(masks)  # the same masks for every layout
             trainer.optimizer.zero_grad(set_to_none=True)
+            c.bf16 = layout.endswith("_bf16")
+            # bfloat16 keeps the frozen weights cast once, as a fit does (not timed: once a run)
+            former = store_frozen_projections(trainer.model, torch.bfloat16) if c.bf16 else {}
             start = time.perf_counter()
             if layout == "packed":
                 rows = pack_rows(documents, c.row_tokens, c.copies)
@@ -48,13 +51,14 @@ def compare_step_layouts(trainer: Trainer, steps: int) -> dict[str, Any]:
                 slots["packed"] += batch.tokens.numel()  # padding included: it is computed
             else:
                 prompt_grad = layout == "documents"
-                c.bf16 = layout.endswith("_bf16")
                 parts, answer, stream = trainer.loss_and_backward(documents, prompt_grad)
                 slots[layout] += stream
                 answer_tokens += answer if prompt_grad else 0
                 if not prompt_grad:
                     losses["bfloat16" if c.bf16 else "float32"] += float(parts.loss) / steps
             seconds[layout] += time.perf_counter() - start
+            for weight, data in former.items():
+                weight.data = data
     c.bf16 = bf16
     trainer.optimizer.zero_grad(set_to_none=True)
     return {

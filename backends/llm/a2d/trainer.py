@@ -36,6 +36,7 @@ from backends.llm.a2d.adapter import (
     mask_token_id,
     read_adapter_tensors,
     save_adapter,
+    store_frozen_projections,
 )
 from backends.llm.a2d.data import read_records, turn_end_id
 from backends.llm.a2d.meta import AdapterMeta, base_fingerprint, check_base, read_meta
@@ -73,7 +74,7 @@ class FitConfig:
     rows: int = 2  # packed rows per optimizer step
     copies: int = 2
     masks: str = "random"  # objective.MASK_KINDS: which mask states the noisy copies train
-    bf16: bool = False  # bfloat16 autocast (measured slower on AVX2-only CPUs)
+    bf16: bool = False  # bfloat16 autocast: slower on AVX2-only CPUs, faster with AVX512-BF16/AMX
     prompt_grad: bool = True  # False: prompts computed once without gradient (cheaper steps)
     seed: int = 0
     max_tokens: int = 2_000_000  # answer tokens to train on (counting repeats across epochs)
@@ -120,6 +121,8 @@ class Trainer:
         self.pad_id = eos
         torch.manual_seed(self.config.seed)  # LoRA's initial A matrices
         self.model = attach_lora(loaded.model, self.config.rank, self.config.alpha, self.mask_id)
+        if self.config.bf16:
+            store_frozen_projections(self.model, torch.bfloat16)
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
