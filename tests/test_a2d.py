@@ -576,9 +576,10 @@ def test_the_eval_decodes_every_mode_on_the_same_prompts(converted_preset) -> No
     cache, shipped = converted_preset
     report = evaluate_adapter(
         cache / "tiny-base", shipped, None, prompts=0, factual=2, repetition_penalty=1.1,
-        log=lambda _line: None,
+        dtype="float32", log=lambda _line: None,
     )  # fmt: skip
     assert report["repetition_penalty"] == 1.1
+    assert (report["dtype"], report["linear_layers"]) == ("float32", "float")
     factual = report["sets"]["factual"]
     assert factual["prompts"] == 2
     modes = factual["modes"]

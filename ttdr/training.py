@@ -157,6 +157,7 @@ def a2d_eval(
     prompts: int = 16,
     factual: int = 50,
     repetition_penalty: float = 1.2,
+    dtype: str = "auto",
     log: Log = print,
 ) -> dict[str, Any]:
     """Tokens per forward (threshold 0.9 / 0.7, each with both fallbacks), NLL under the base
@@ -176,6 +177,7 @@ def a2d_eval(
         prompts=prompts,
         factual=factual,
         repetition_penalty=repetition_penalty,
+        dtype=dtype,
         log=log,
     )
 

@@ -200,6 +200,10 @@ def eval_command(
     repetition_penalty: Annotated[
         float, typer.Option(min=1.0, help="For every mode, the AR baseline included.")
     ] = 1.2,
+    dtype: Annotated[
+        Literal["auto", "float32", "bfloat16", "int8"],
+        typer.Option(help="Decode every mode as TTDR_DTYPE would (outputs scored in float32)."),
+    ] = "auto",
 ) -> None:
     """Tokens per forward (threshold 0.9 / 0.7), NLL under the base, agreement with AR greedy."""
     from ttdr.api import a2d_eval, use_threads
@@ -208,7 +212,8 @@ def eval_command(
         use_threads(threads)
         report = a2d_eval(
             Settings(), adapter, model=model, sources=source, prompts=prompts, factual=factual,
-            repetition_penalty=repetition_penalty, log=lambda line: typer.echo(line, err=True),
+            repetition_penalty=repetition_penalty, dtype=dtype,
+            log=lambda line: typer.echo(line, err=True),
         )  # fmt: skip
         text = json.dumps(report, indent=2)
         if out is not None:

@@ -27,8 +27,9 @@ from backends.llm.a2d.data import (
 )
 from backends.llm.decoding import DecodePolicy, Fallback
 from backends.llm.engine import DiffusionEngine
-from backends.llm.loader import load_checkpoint
+from backends.llm.loader import decodes_packed, load_checkpoint
 from backends.llm.protocol import ModelInfo
+from backends.llm.registry import decode_precision
 from backends.llm.transformer import Transformer
 
 
@@ -69,13 +70,20 @@ def evaluate_adapter(
     thresholds: Sequence[float] = (0.9, 0.7),
     fallbacks: Sequence[Fallback] = ("best", "leftmost"),
     repetition_penalty: float = 1.2,
+    dtype: str = "auto",
     log=print,
 ) -> dict[str, Any]:
     """Every mode on the same prompts: the base's AR greedy decoding, and the converted model at
-    each threshold with each fallback (modes `threshold_T`, and `threshold_T_leftmost`)."""
+    each threshold with each fallback (modes `threshold_T`, and `threshold_T_leftmost`).
+
+    Every mode decodes as `ttdr research` would (`dtype` as `TTDR_DTYPE`, fused and, where it
+    pays, packed weights), so tokens/s compare what a user gets; every output is scored by
+    the base in float32 on the plain path, so NLLs compare across dtypes."""
     base_loaded = load_checkpoint(base, dtype=torch.float32)
-    ar = DiffusionEngine.from_loaded(base_loaded, repetition_penalty=repetition_penalty)
-    converted = load_converted(base, adapter, dtype=torch.float32)
+    chosen, weights = decode_precision(dtype, torch.device("cpu"))
+    ar_loaded = load_checkpoint(base, dtype=chosen, fuse=True, weights=weights)
+    ar = DiffusionEngine.from_loaded(ar_loaded, repetition_penalty=repetition_penalty)
+    converted = load_converted(base, adapter, dtype=chosen, fuse=True, weights=weights)
     engines = {"ar": ar}
     for threshold in thresholds:
         for fallback in fallbacks:
@@ -95,6 +103,9 @@ def evaluate_adapter(
             "training": converted.meta.training,
         },
         "repetition_penalty": repetition_penalty,
+        "dtype": str(chosen).removeprefix("torch."),
+        "linear_layers": weights
+        or ("onednn_packed" if decodes_packed(ar_loaded.model) else "float"),
         "sets": {},
     }
     for set_name, specs in sets.items():
