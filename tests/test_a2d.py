@@ -163,6 +163,8 @@ def test_suffix_masks_train_only_the_states_left_to_right_filling_meets() -> Non
     random = ObjectiveConfig(block_size=4, mask_id=99, eos_id=2)
     again = build_batch([[doc]], random, torch.Generator().manual_seed(3), pad_id=0)
     assert sorted(again.target.tolist()) == answer
+    with pytest.raises(ValueError, match="unknown masks 'prefix'; known: random, suffix"):
+        ObjectiveConfig(block_size=4, mask_id=99, eos_id=2, masks="prefix")
 
 
 def test_packing_keeps_documents_apart() -> None:

@@ -38,6 +38,9 @@ from backends.llm.transformer import Transformer
 CLEAN = 0
 
 
+MASK_KINDS = ("random", "suffix")  # `_masks` says what each trains
+
+
 @dataclass(frozen=True)
 class ObjectiveConfig:
     block_size: int
@@ -45,6 +48,10 @@ class ObjectiveConfig:
     eos_id: int
     copies: int = 2  # 2: complementary masks; 1: one noisy copy (half the noisy tokens unused)
     masks: str = "random"  # or "suffix": only the states left-to-right filling passes through
+
+    def __post_init__(self) -> None:
+        if self.masks not in MASK_KINDS:  # any other name would silently train random masks
+            raise ValueError(f"unknown masks {self.masks!r}; known: {', '.join(MASK_KINDS)}")
 
 
 @dataclass
@@ -199,9 +206,6 @@ def _extend(out, tokens, positions, doc, stream, blocks) -> None:
     out["docs"] += [doc] * len(tokens)
     out["streams"] += [stream] * len(tokens)
     out["blocks"] += blocks
-
-
-MASK_KINDS = ("random", "suffix")
 
 
 def _masks(
