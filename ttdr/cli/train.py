@@ -94,6 +94,17 @@ def fit_command(
     ] = True,
     seed: Annotated[int, typer.Option()] = 0,
     masks: MaskOption = "random",
+    certainty: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Certainty forcing's weight: entropy of masked slots already predicted right "
+            "(dParallel), so decoding can commit them in parallel; 0 leaves it out.",
+        ),
+    ] = 0.0,
+    certainty_temperature: Annotated[
+        float, typer.Option(min=0.01, help="Temperature the certainty term's entropy is taken at.")
+    ] = 0.5,
     threads: ThreadsOption = None,
     init_adapter: Annotated[
         Path | None,
@@ -111,8 +122,9 @@ def fit_command(
             Settings(), data, out, model=model, init_adapter=init_adapter, log=typer.echo,
             block_size=block_size, rank=rank, alpha=alpha, lr=lr, row_tokens=row_tokens,
             rows=rows, bf16=bf16, prompt_grad=prompt_grad, seed=seed, max_tokens=max_tokens,
-            max_steps=max_steps, masks=masks,
-            checkpoint_minutes=checkpoint_minutes, log_every=log_every, threads=threads,
+            max_steps=max_steps, masks=masks, certainty=certainty,
+            certainty_temperature=certainty_temperature, checkpoint_minutes=checkpoint_minutes,
+            log_every=log_every, threads=threads,
         )  # fmt: skip
         typer.echo(json.dumps(done))
 

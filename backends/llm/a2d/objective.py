@@ -22,6 +22,12 @@ Losses (every answer token is learned exactly once):
 - every other token: cross-entropy at the slot before it in the copy where it is masked.
 The mask token's logit is excluded, as the engine excludes it, so the trained model is the
 decoded one. Only answer tokens are masked: prompts are always clean at decode time.
+
+Optional certainty forcing (dParallel, Chen et al. 2025, arXiv 2509.26488): cross-entropy
+alone teaches a masked slot the teacher's token, not to be *sure* of it, and decoding commits
+a slot in parallel only above the threshold. So, with weight `certainty` > 0, the entropy of
+each masked slot's temperature-scaled prediction is added wherever its argmax already is the
+target token (never where it is wrong, which would only harden a mistake).
 """
 
 from __future__ import annotations
@@ -282,6 +288,16 @@ def _embedded(model: Transformer, tokens: torch.Tensor, positions: torch.Tensor)
     return x, emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
 
+@dataclass(frozen=True)
+class CertaintyForcing:
+    """The certainty term's weight and the temperature its entropy is taken at (dParallel's
+    choice of 0.5 sharpens the distribution first, so a slot already at 0.9 still gets a
+    gradient towards 1)."""
+
+    weight: float = 0.0
+    temperature: float = 0.5
+
+
 @dataclass
 class LossParts:
     """Summed cross-entropies and their counts, so that the parts of one optimizer step
@@ -292,6 +308,9 @@ class LossParts:
     boundary_count: int = 0
     masked_sum: float = 0.0  # CE of the masked tokens (noisy copies)
     masked_count: int = 0
+    entropy_sum: float = 0.0  # certainty term: entropy of the masked slots predicted right
+    correct_count: int = 0
+    confident_count: int = 0  # masked slots predicted right with probability above 0.9
 
     def __add__(self, other: LossParts) -> LossParts:
         return LossParts(
@@ -300,6 +319,9 @@ class LossParts:
             self.boundary_count + other.boundary_count,
             self.masked_sum + other.masked_sum,
             self.masked_count + other.masked_count,
+            self.entropy_sum + other.entropy_sum,
+            self.correct_count + other.correct_count,
+            self.confident_count + other.confident_count,
         )
 
     @property
@@ -310,6 +332,15 @@ class LossParts:
     def masked(self) -> float:
         return self.masked_sum / self.masked_count if self.masked_count else 0.0
 
+    @property
+    def correct_entropy(self) -> float:
+        return self.entropy_sum / self.correct_count if self.correct_count else 0.0
+
+    @property
+    def confident_share(self) -> float:
+        """Of the masked slots: predicted right and above 0.9, what decoding could commit."""
+        return self.confident_count / self.masked_count if self.masked_count else 0.0
+
 
 def block_diffusion_loss(
     model: Transformer,
@@ -317,11 +348,13 @@ def block_diffusion_loss(
     mask_id: int,
     scale: int | None = None,
     frozen: int = 0,
+    certainty: CertaintyForcing = CertaintyForcing(),
 ) -> LossParts:
     """The batch's loss: the mean over its scored tokens, or their sum / `scale` when the
     step's tokens are spread over several batches (`scale`: the step's scored tokens).
     `frozen`: leading slots computed without gradient (one-row batches only, see
-    `final_hidden`); no scored prediction may come from them."""
+    `final_hidden`); no scored prediction may come from them. `certainty`: see the module
+    docstring; its term is summed per token too, so it splits across batches the same way."""
     if frozen and (batch.tokens.shape[0] != 1 or int(batch.source.min()) < frozen):
         raise ValueError("a frozen prefix needs one row whose predictions all come after it")
     hidden = final_hidden(model, batch.tokens, batch.positions, batch.mask, frozen)
@@ -332,10 +365,28 @@ def block_diffusion_loss(
     detached = losses.detach()
     boundary = detached[batch.boundary]
     masked = detached[~batch.boundary]
+    with torch.no_grad():
+        probs = logits.softmax(-1)
+        top, predicted = probs.max(-1)
+        correct = (predicted == batch.target) & ~batch.boundary
+        confident = correct & (top > 0.9)
+    total = losses.sum()
+    entropy_sum = 0.0
+    if correct.any():
+        # The mask column's -inf would make 0 * -inf; a finite floor keeps it at probability 0.
+        finite = logits[correct].clamp(min=-1e4)
+        sharpened = (finite / certainty.temperature).log_softmax(-1)
+        entropy = -(sharpened.exp() * sharpened).sum(-1)
+        entropy_sum = float(entropy.detach().sum())
+        if certainty.weight:
+            total = total + certainty.weight * entropy.sum()
     return LossParts(
-        loss=losses.sum() / (scale or max(losses.numel(), 1)),
+        loss=total / (scale or max(losses.numel(), 1)),
         boundary_sum=float(boundary.sum()),
         boundary_count=boundary.numel(),
         masked_sum=float(masked.sum()),
         masked_count=masked.numel(),
+        entropy_sum=entropy_sum,
+        correct_count=int(correct.sum()),
+        confident_count=int(confident.sum()),
     )

@@ -42,6 +42,7 @@ from backends.llm.a2d.data import read_records, turn_end_id
 from backends.llm.a2d.meta import AdapterMeta, base_fingerprint, check_base, read_meta
 from backends.llm.a2d.objective import (
     Batch,
+    CertaintyForcing,
     Document,
     LossParts,
     ObjectiveConfig,
@@ -76,6 +77,8 @@ class FitConfig:
     masks: str = "random"  # objective.MASK_KINDS: which mask states the noisy copies train
     bf16: bool = False  # bfloat16 autocast: slower on AVX2-only CPUs, faster with AVX512-BF16/AMX
     prompt_grad: bool = True  # False: prompts computed once without gradient (cheaper steps)
+    certainty: float = 0.0  # certainty forcing's weight (objective.CertaintyForcing); 0: off
+    certainty_temperature: float = 0.5
     seed: int = 0
     max_tokens: int = 2_000_000  # answer tokens to train on (counting repeats across epochs)
     max_steps: int | None = None
@@ -119,6 +122,9 @@ class Trainer:
             self.config.block_size, self.mask_id, eos, self.config.copies, self.config.masks
         )
         self.pad_id = eos
+        self.certainty = CertaintyForcing(
+            self.config.certainty, self.config.certainty_temperature
+        )
         torch.manual_seed(self.config.seed)  # LoRA's initial A matrices
         self.model = attach_lora(loaded.model, self.config.rank, self.config.alpha, self.mask_id)
         if self.config.bf16:
@@ -321,7 +327,9 @@ class Trainer:
         for document, batch in zip(documents, batches, strict=True):
             frozen = 0 if prompt_grad else frozen_prefix(document, self.config.block_size)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
-                parts = block_diffusion_loss(model, batch, self.mask_id, scored, frozen)
+                parts = block_diffusion_loss(
+                    model, batch, self.mask_id, scored, frozen, self.certainty
+                )
             parts.loss.backward()
             total = parts if total is None else total + parts
         answer = sum(b.answer_tokens for b in batches)
@@ -351,6 +359,8 @@ class Trainer:
             "loss": round(float(parts.loss.detach()), 5),
             "boundary_loss": round(parts.boundary, 5),
             "masked_loss": round(parts.masked, 5),
+            "correct_entropy": round(parts.correct_entropy, 5),
+            "confident_share": round(parts.confident_share, 5),
             "answer_tokens": answer_tokens,
             "stream_tokens": stream_tokens,
             "seconds": seconds,
@@ -399,6 +409,8 @@ class Trainer:
             "loss": round(sum(r["loss"] for r in window) / len(window), 4),
             "boundary_loss": round(sum(r["boundary_loss"] for r in window) / len(window), 4),
             "masked_loss": round(sum(r["masked_loss"] for r in window) / len(window), 4),
+            "correct_entropy": round(sum(r["correct_entropy"] for r in window) / len(window), 4),
+            "confident_share": round(sum(r["confident_share"] for r in window) / len(window), 4),
             "tokens_per_s": round(answer / seconds, 1),
             "stream_tokens_per_s": round(stream / seconds, 1),
             "lr": window[-1]["lr"],

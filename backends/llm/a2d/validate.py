@@ -77,6 +77,8 @@ def held_out_loss(
         "loss": round(float(total.loss) / count, 4),
         "masked_loss": round(total.masked, 4),
         "boundary_loss": round(total.boundary, 4),
+        "confident_share": round(total.confident_share, 4),  # right and above 0.9, masked slots
+        "correct_entropy": round(total.correct_entropy, 4),
         "scored_tokens": count,
     }
 
