@@ -122,9 +122,7 @@ class Trainer:
             self.config.block_size, self.mask_id, eos, self.config.copies, self.config.masks
         )
         self.pad_id = eos
-        self.certainty = CertaintyForcing(
-            self.config.certainty, self.config.certainty_temperature
-        )
+        self.certainty = CertaintyForcing(self.config.certainty, self.config.certainty_temperature)
         torch.manual_seed(self.config.seed)  # LoRA's initial A matrices
         self.model = attach_lora(loaded.model, self.config.rank, self.config.alpha, self.mask_id)
         if self.config.bf16:
