@@ -290,9 +290,8 @@ def _embedded(model: Transformer, tokens: torch.Tensor, positions: torch.Tensor)
 
 @dataclass(frozen=True)
 class CertaintyForcing:
-    """The certainty term's weight and the temperature its entropy is taken at (dParallel's
-    choice of 0.5 sharpens the distribution first, so a slot already at 0.9 still gets a
-    gradient towards 1)."""
+    """The certainty term's weight and the temperature its entropy is taken at (below 1 the
+    distribution is sharpened first, so a slot already at 0.9 still gets a gradient towards 1)."""
 
     weight: float = 0.0
     temperature: float = 0.5
@@ -373,10 +372,8 @@ def block_diffusion_loss(
     total = losses.sum()
     entropy_sum = 0.0
     if correct.any():
-        # The mask column's -inf would make 0 * -inf; a finite floor keeps it at probability 0.
-        finite = logits[correct].clamp(min=-1e4)
-        sharpened = (finite / certainty.temperature).log_softmax(-1)
-        entropy = -(sharpened.exp() * sharpened).sum(-1)
+        with torch.set_grad_enabled(bool(certainty.weight) and torch.is_grad_enabled()):
+            entropy = _sharpened_entropy(logits[correct], certainty.temperature)
         entropy_sum = float(entropy.detach().sum())
         if certainty.weight:
             total = total + certainty.weight * entropy.sum()
@@ -390,3 +387,10 @@ def block_diffusion_loss(
         correct_count=int(correct.sum()),
         confident_count=int(confident.sum()),
     )
+
+
+def _sharpened_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-row entropy of softmax(logits / temperature). The mask column's -inf would make
+    0 * -inf (NaN, in the gradient too); a finite floor keeps its probability at 0."""
+    sharpened = (logits.clamp(min=-1e4) / temperature).log_softmax(-1)
+    return -(sharpened.exp() * sharpened).sum(-1)
