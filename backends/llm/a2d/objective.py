@@ -32,6 +32,7 @@ target token (never where it is wrong, which would only harden a mistake).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ from backends.llm.kv_cache import KVCache
 from backends.llm.transformer import Transformer
 
 CLEAN = 0
+CONFIDENT_CE = -math.log(0.9)  # a right prediction's CE below this: probability above 0.9
 
 
 MASK_KINDS = ("random", "suffix")  # `_masks` says what each trains
@@ -325,20 +327,24 @@ class LossParts:
 
     @property
     def boundary(self) -> float:
-        return self.boundary_sum / self.boundary_count if self.boundary_count else 0.0
+        return _ratio(self.boundary_sum, self.boundary_count)
 
     @property
     def masked(self) -> float:
-        return self.masked_sum / self.masked_count if self.masked_count else 0.0
+        return _ratio(self.masked_sum, self.masked_count)
 
     @property
     def correct_entropy(self) -> float:
-        return self.entropy_sum / self.correct_count if self.correct_count else 0.0
+        return _ratio(self.entropy_sum, self.correct_count)
 
     @property
     def confident_share(self) -> float:
         """Of the masked slots: predicted right and above 0.9, what decoding could commit."""
-        return self.confident_count / self.masked_count if self.masked_count else 0.0
+        return _ratio(self.confident_count, self.masked_count)
+
+
+def _ratio(total: float, count: int) -> float:
+    return total / count if count else 0.0
 
 
 def block_diffusion_loss(
@@ -364,11 +370,9 @@ def block_diffusion_loss(
     detached = losses.detach()
     boundary = detached[batch.boundary]
     masked = detached[~batch.boundary]
-    with torch.no_grad():
-        probs = logits.softmax(-1)
-        top, predicted = probs.max(-1)
-        correct = (predicted == batch.target) & ~batch.boundary
-        confident = correct & (top > 0.9)
+    # Where the argmax is the target, its probability is exp(-CE): no second softmax needed.
+    correct = (logits.detach().argmax(-1) == batch.target) & ~batch.boundary
+    confident = correct & (detached < CONFIDENT_CE)
     total = losses.sum()
     entropy_sum = 0.0
     if correct.any():

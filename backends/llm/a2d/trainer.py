@@ -60,6 +60,8 @@ ADAPTER = "adapter.safetensors"
 LOG = "train.jsonl"
 CONFIG = "config.json"
 # Fields that only say how long or how loudly to run; a resumed run may change them.
+# Per-step values a log line averages over its window, in the order the line shows them.
+WINDOW_MEANS = ("loss", "boundary_loss", "masked_loss", "correct_entropy", "confident_share")
 RUN_LENGTH_FIELDS = ("max_tokens", "max_steps", "checkpoint_minutes", "log_every", "threads")
 
 
@@ -404,11 +406,7 @@ class Trainer:
             "step": window[-1]["step"],
             "epoch": window[-1]["epoch"],
             "tokens": window[-1]["tokens"],
-            "loss": round(sum(r["loss"] for r in window) / len(window), 4),
-            "boundary_loss": round(sum(r["boundary_loss"] for r in window) / len(window), 4),
-            "masked_loss": round(sum(r["masked_loss"] for r in window) / len(window), 4),
-            "correct_entropy": round(sum(r["correct_entropy"] for r in window) / len(window), 4),
-            "confident_share": round(sum(r["confident_share"] for r in window) / len(window), 4),
+            **{key: round(sum(r[key] for r in window) / len(window), 4) for key in WINDOW_MEANS},
             "tokens_per_s": round(answer / seconds, 1),
             "stream_tokens_per_s": round(stream / seconds, 1),
             "lr": window[-1]["lr"],
