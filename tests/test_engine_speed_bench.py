@@ -178,6 +178,12 @@ def test_the_weight_read_bound_counts_each_weight_once_and_int8_as_one_byte(tiny
     int8 = load_checkpoint(tiny, dtype=torch.float32, fuse=True, weights="int8").model
     linear = sum(m.weight.numel() for m in plain.modules() if isinstance(m, torch.nn.Linear))
     assert weight_bytes_per_forward(int8) < expected - linear * 3 + linear  # ~1 byte a weight
+    int4 = load_checkpoint(tiny, dtype=torch.float32, fuse=True, weights="int4").model
+    head = plain.lm_head.weight.numel()
+    # a projection weight: half a byte of code plus a float32 scale and zero per 32 (0.25 bytes),
+    # not the float copy kept for prefills; the head stays float
+    projections = linear - head
+    assert weight_bytes_per_forward(int4) == expected - projections * 4 + projections * 0.75
     assert copy_bandwidth(nbytes=1 << 20, repeats=2) > 0
 
 
@@ -199,7 +205,7 @@ def test_bench_engine_writes_the_sweep_and_refuses_unknown_options(tmp_path) -> 
     runner = CliRunner()
     result = runner.invoke(app, ["bench", "engine", "--tiny", "llama", "--dtype", "int9"])
     assert result.exit_code == 2
-    assert "--dtype takes auto, float32, bfloat16, int8" in result.output
+    assert "--dtype takes auto, float32, bfloat16, int8, int4" in result.output
     out = tmp_path / "sweep"
     result = runner.invoke(
         app, ["bench", "engine", "--tiny", "sdar", "--sweep", "--out", str(out), "--plain"]
@@ -228,3 +234,21 @@ def test_bench_engine_says_why_llama_cpp_was_skipped(monkeypatch) -> None:
     assert report["llama_cpp"]["skipped"]
     assert set(report["modes"]) == {"autoregressive", "naive_diffusion", "block_parallel_cached"}
     assert all(mode["vs_bound"] > 0 for mode in report["modes"].values())
+
+
+def test_auto_decodes_in_int4_only_a_4_bit_source_on_a_cpu_with_native_bfloat16(
+    monkeypatch,
+) -> None:
+    from backends.llm import registry
+
+    cpu = torch.device("cpu")
+    assert registry.PRESETS[registry.DEFAULT_MODEL].four_bit_source
+    assert not registry.PRESETS[registry.CONVERTED_MODEL].four_bit_source  # merged LoRA deltas
+    monkeypatch.setattr(registry, "pick_dtype", lambda device: torch.bfloat16)  # as on AVX512
+    assert registry.decode_precision("auto", cpu, four_bit_source=True) == (torch.bfloat16, "int4")
+    assert registry.decode_precision("auto", cpu) == (torch.bfloat16, None)
+    explicit = registry.decode_precision("bfloat16", cpu, four_bit_source=True)
+    assert explicit == (torch.bfloat16, None)
+    monkeypatch.setattr(registry, "pick_dtype", lambda device: torch.float32)  # as on AVX2
+    assert registry.decode_precision("auto", cpu, four_bit_source=True) == (torch.float32, None)
+    assert registry.decode_precision("int4", cpu) == (torch.float32, "int4")

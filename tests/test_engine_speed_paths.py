@@ -1,8 +1,8 @@
 """The engine's fast paths against their plain references, on tiny checkpoints of every family.
 
 Exact paths (the static KV cache, fused projections, logits for only the slots a step reads)
-must give the same tokens as the reference; int8 weights may drift, within bounds. Speed itself
-is measured by `ttdr bench engine`, never here.
+must give the same tokens as the reference; int8 and int4 weights may drift, within bounds.
+Speed itself is measured by `ttdr bench engine`, never here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from backends.llm.engine import DiffusionEngine
 from backends.llm.kv_cache import KVCache, StaticKVCache
 from backends.llm.loader import decodes_packed, load_checkpoint
 from backends.llm.packed import PackedLinear, packing_supported
-from backends.llm.quantize import Int8Linear
+from backends.llm.quantize import INT4_GROUP, INT4_MAX_ROWS, Int4Linear, Int8Linear
 from backends.llm.tiny import write_tiny_checkpoint
 
 FAMILIES = ["llada", "dream", "fast_dllm_v2", "sdar", "llama"]
@@ -139,6 +139,59 @@ def test_int8_weights_keep_the_likelihood_within_two_percent(checkpoints, family
     int8_nll = int8.score(TEXT, seed=1).nll_per_token
     assert int8_nll != plain_nll  # the weights did change
     assert abs(int8_nll - plain_nll) / plain_nll < 0.02
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_an_int4_linear_multiplies_by_its_dequantized_weights_on_both_paths(dtype) -> None:
+    """Few rows go through the int4 kernel, many through the float copy: the same function."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 96, bias=True).to(dtype)
+    quantized = Int4Linear(linear)
+    weights = quantized.dequantized()
+    for rows in (1, INT4_MAX_ROWS, INT4_MAX_ROWS + 3):
+        x = torch.randn(2, rows, 64, dtype=dtype)
+        expected = x.float() @ weights.T + linear.bias.float()
+        tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(quantized(x).float(), expected, rtol=tolerance, atol=tolerance)
+    # 16 levels per group of 32 inputs: within half a level (and the kernel's dtype) of the weight
+    groups = linear.weight.float().reshape(96, -1, INT4_GROUP)
+    half_level = (groups.amax(-1) - groups.amin(-1)) / 30
+    error = (weights - linear.weight.float()).abs().reshape(96, -1, INT4_GROUP).amax(-1)
+    assert bool((error <= half_level * 1.05 + 1e-3).all())
+
+
+def test_int4_gives_back_weights_that_were_4_bit_blocks_already() -> None:
+    """The default model's projections come from a Q4_1 GGUF: quantizing their de-quantized
+    values again must lose nothing, which is why `auto` may decode that model in int4."""
+    torch.manual_seed(1)
+    codes = torch.randint(0, 16, (48, 64)).float()
+    codes[:, ::INT4_GROUP] = 0  # Q4_1 spans each block's min..max with codes 0..15
+    codes[:, 1::INT4_GROUP] = 15
+    scales = torch.rand(48, 64 // INT4_GROUP, 1) * 0.01
+    minimums = -torch.rand(48, 64 // INT4_GROUP, 1) * 0.05
+    blocks = codes.reshape(48, -1, INT4_GROUP) * scales + minimums
+    linear = torch.nn.Linear(64, 48, bias=False)
+    linear.weight.data = blocks.reshape(48, 64)
+    torch.testing.assert_close(Int4Linear(linear).dequantized(), linear.weight, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_int4_weights_keep_the_likelihood_within_two_percent(checkpoints, family) -> None:
+    reference = engine(checkpoints[family])
+    int4 = engine(checkpoints[family], fuse=True, weights="int4")
+    assert isinstance(int4.model.layers[0].attn.qkv, Int4Linear)
+    assert isinstance(int4.model.layers[0].mlp.down, Int4Linear)
+    assert not isinstance(int4.model.lm_head, Int4Linear)  # the head stays float
+    plain_nll = reference.score(TEXT, seed=1).nll_per_token
+    int4_nll = int4.score(TEXT, seed=1).nll_per_token
+    assert int4_nll != plain_nll
+    assert abs(int4_nll - plain_nll) / plain_nll < 0.02
+    # decode steps (a row or a block) run on the int4 kernel and stay close to float replies
+    float_tokens, _ = fill(engine(checkpoints[family], fuse=True), prompts_of(int4), 8)
+    int4_tokens, _ = fill(int4, prompts_of(int4), 8)
+    pairs = zip(float_tokens, int4_tokens, strict=True)
+    same = sum(a == b for x, y in pairs for a, b in zip(x, y, strict=True))
+    assert same / sum(len(row) for row in float_tokens) >= 0.5
 
 
 def test_autoregressive_steps_feed_one_token_and_decode_what_feeding_two_does(checkpoints):

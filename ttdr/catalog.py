@@ -118,13 +118,16 @@ def model_info(name: str, cache: Path) -> dict[str, str]:
 
 def runtime_device(settings: Settings) -> str:
     """Where the engine would run under these settings, and with which weights."""
-    from backends.llm.registry import pick_device, pick_dtype
+    from backends.llm.registry import PRESETS, decode_precision, pick_device
 
     device = pick_device(settings.device)
-    dtype = settings.dtype
-    if dtype == "auto":
-        dtype = str(pick_dtype(device)).removeprefix("torch.")
-    return f"{device} ({settings.device} requested) · weights {dtype}"
+    preset = PRESETS.get(settings.model)
+    four_bit = preset.four_bit_source if preset else False
+    chosen, weights = decode_precision(settings.dtype, device, four_bit_source=four_bit)
+    floats = str(chosen).removeprefix("torch.")
+    kept_float = {"int4": "activations and LM head", "int8": "activations"}
+    described = f"{weights} ({floats} {kept_float[weights]})" if weights else floats
+    return f"{device} ({settings.device} requested) · weights {described}"
 
 
 def check_model(name: str, cache: Path) -> ModelCheck:

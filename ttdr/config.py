@@ -113,10 +113,10 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(None, description="Model cache; default HOME/models.")
     model: str = Field(DEFAULT_MODEL, description="A preset (ttdr models) or a checkpoint folder.")
     device: str = Field("auto", description="auto, cpu or cuda[:n].")
-    dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+    dtype: Literal["auto", "float32", "bfloat16", "int8", "int4"] = Field(
         "auto",
-        description="Weights' dtype; auto picks bfloat16 where the hardware has it; int8 stores "
-        "the linear layers' weights in int8 (activations as auto).",
+        description="Weights' dtype; auto picks bfloat16 where the hardware has it; int8 and int4 "
+        "store the linear layers' weights in int8 or int4 (activations as auto; int4 on a CPU).",
     )
     search: SearchMode = Field(
         "auto", description="web, local, auto (web, local if offline), or searxng."

@@ -41,7 +41,7 @@ from backends.llm.llamacpp import (
     measure_completions,
 )
 from backends.llm.loader import LoadedModel, decodes_packed, load_checkpoint
-from backends.llm.registry import decode_precision, load_model, pick_device
+from backends.llm.registry import PRESETS, decode_precision, load_model, pick_device
 from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
 from ttdr.models import DEFAULT_MODEL
@@ -72,15 +72,18 @@ def run_engine_benchmark(
 ) -> dict:
     """The decoding modes' speed (or, with `sweep`, the cost sweep) as one JSON-able dict.
 
-    `dtype` "int8" keeps activations in the float dtype `auto` picks and stores the linear
-    layers' weights in int8; `plain` turns the load-time and cache optimisations off (fused
-    projections, static cache, the one-token autoregressive step), so before and after are
+    `dtype` "int8" or "int4" keeps activations in the float dtype `auto` picks and stores the
+    linear layers' weights in int8 or int4; `plain` turns the load-time and cache optimisations
+    off (fused projections, static cache, the one-token autoregressive step), so before and
+    after are
     the same command; `vs="llama-cpp"` adds llama-server on the same GGUF (the default
     model's, or `gguf`). The sweep's JSON and plot go to `out` when given.
     """
     threads = configure_threads()
     target = pick_device(device)
-    chosen, weights = decode_precision(dtype, target)
+    preset = None if tiny_family else PRESETS.get(model)
+    four_bit = preset.four_bit_source if preset else False
+    chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit)
     loaded = _load(model, cache_dir, tiny_family, target, chosen, fuse=not plain, weights=weights)
     bandwidth = copy_bandwidth()
     bound_ms = weight_read_bound_ms(loaded.model, bandwidth)
@@ -128,7 +131,9 @@ def run_engine_benchmark(
     }
     if weights is not None:
         reference = _load(model, cache_dir, tiny_family, target, chosen, fuse=True, weights=None)
-        report["int8_vs_float"] = weight_drift(reference, loaded, prompts, new_tokens)
+        report[f"{weights}_vs_float"] = weight_drift(
+            reference, loaded, prompts, new_tokens, labels=("float", weights)
+        )
     elif decodes_packed(loaded.model):  # bfloat16 sums in another order than the plain path's
         reference = _load(model, cache_dir, tiny_family, target, chosen, fuse=False, weights=None)
         report["packed_vs_plain"] = weight_drift(

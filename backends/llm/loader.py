@@ -72,9 +72,10 @@ def load_checkpoint(
 
 
 def prepare_for_decoding(model: Transformer, *, fuse: bool, weights: str | None) -> None:
-    """The load-time decoding layout: fused q/k/v and gate/up projections (`fuse`), then the
-    linear layers' weights in int8 (`weights="int8"`) or, with `fuse` on a CPU that multiplies
-    bfloat16 natively, in oneDNN's packed layout (`packed.py`; `fuse=False` is the plain path
+    """The load-time decoding layout: fused q/k/v and gate/up projections (`fuse`), the linear
+    layers' weights in int8 or int4 (`weights`; int4 leaves the LM head float, see
+    `quantize.py`), then, with `fuse` on a CPU that multiplies bfloat16 natively, the float
+    linear layers left in oneDNN's packed layout (`packed.py`; `fuse=False` is the plain path
     every fast path is checked against)."""
     if fuse:
         model.fuse_projections()
@@ -82,7 +83,7 @@ def prepare_for_decoding(model: Transformer, *, fuse: bool, weights: str | None)
         from backends.llm.quantize import quantize_linears
 
         quantize_linears(model, weights)
-    elif fuse:
+    if fuse:
         from backends.llm.packed import pack_linears, packing_supported
 
         if packing_supported(model.embed.weight.device, model.embed.weight.dtype):

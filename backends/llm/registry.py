@@ -42,6 +42,9 @@ class Preset:
     # An A2D adapter merged into the base at load (`a2d/adapter.py`): the preset is the base
     # converted to block diffusion, decoded with the adapter's attention, block and mask.
     adapter: Path | None = None
+    # Its projections were stored as 4-bit blocks (a Q4_1 GGUF), so int4 weights give them back
+    # and `auto` may decode in int4 where that is faster (`decode_precision`).
+    four_bit_source: bool = False
 
     def folder(self, cache: Path) -> Path:
         return cache / self.folder_name
@@ -59,6 +62,7 @@ PRESETS: dict[str, Preset] = {
             folder_name="smollm2-135m-instruct",
             fetch=ensure_default_model,
             repetition_penalty=1.2,  # greedy decoding of a 135M model loops without it
+            four_bit_source=True,  # the package's GGUF is Q4_1 (its head Q8_0, kept float)
         ),
         Preset(
             name=CONVERTED_MODEL,
@@ -160,12 +164,22 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
-def decode_precision(dtype: str, device: torch.device) -> tuple[torch.dtype, str | None]:
-    """The activations' dtype and the weights' storage for a `TTDR_DTYPE` value: "int8" keeps
-    activations in the dtype "auto" picks and stores the linear layers' weights in int8."""
-    weights = "int8" if dtype == "int8" else None
-    chosen = pick_dtype(device) if dtype in ("auto", "int8") else getattr(torch, dtype)
-    return chosen, weights
+def decode_precision(
+    dtype: str, device: torch.device, *, four_bit_source: bool = False
+) -> tuple[torch.dtype, str | None]:
+    """The activations' dtype and the weights' storage for a `TTDR_DTYPE` value: "int8" and
+    "int4" keep activations in the dtype "auto" picks and store the linear layers' weights in
+    int8 or int4 (`quantize.py`). "auto" also picks int4 for a checkpoint whose projections
+    came as 4-bit blocks (`four_bit_source`), where nothing is lost, on a CPU with native
+    bfloat16: there (AVX512) the int4 kernel streams a decode step's weights 3x faster than
+    packed bfloat16 (`quantize.py`); on an AVX2 CPU it was slower than float32."""
+    if dtype in ("int8", "int4"):
+        return pick_dtype(device), dtype
+    if dtype != "auto":
+        return getattr(torch, dtype), None
+    chosen = pick_dtype(device)
+    int4_pays = four_bit_source and device.type == "cpu" and chosen == torch.bfloat16
+    return chosen, "int4" if int4_pays else None
 
 
 def load_generator(
@@ -175,7 +189,8 @@ def load_generator(
     target = pick_device(device)
     if target.type == "cpu":
         configure_threads()
-    chosen, weights = decode_precision(dtype, target)
+    four_bit = preset.four_bit_source if preset else False
+    chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit)
     loaded = load_model(name_or_path, cache, device=target, dtype=chosen, weights=weights)
     return DiffusionEngine.from_loaded(
         loaded,

@@ -11,7 +11,7 @@ import typer
 from ttdr.cli.console import guarded
 from ttdr.config import Settings
 
-DTYPES = ("auto", "float32", "bfloat16", "int8")
+DTYPES = ("auto", "float32", "bfloat16", "int8", "int4")
 bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 
 
@@ -24,7 +24,8 @@ def bench_engine(
     tokens: Annotated[int, typer.Option(min=4, help="Tokens to fill per prompt.")] = 64,
     repeats: Annotated[int, typer.Option(min=1, help="Timed repeats (median).")] = 1,
     dtype: Annotated[
-        str | None, typer.Option(help="auto, float32, bfloat16 or int8 (default: TTDR_DTYPE).")
+        str | None,
+        typer.Option(help="auto, float32, bfloat16, int8 or int4 (default: TTDR_DTYPE)."),
     ] = None,
     plain: Annotated[
         bool,

@@ -213,7 +213,7 @@ def eval_command(
         float, typer.Option(min=1.0, help="For every mode, the AR baseline included.")
     ] = 1.2,
     dtype: Annotated[
-        Literal["auto", "float32", "bfloat16", "int8"],
+        Literal["auto", "float32", "bfloat16", "int8", "int4"],
         typer.Option(help="Decode every mode as TTDR_DTYPE would (outputs scored in float32)."),
     ] = "auto",
 ) -> None:
