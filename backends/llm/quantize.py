@@ -167,6 +167,8 @@ def quantize_linears(model: Transformer, weights: str) -> Transformer:
     the projections the kernel can take (`int4_fits`), not the LM head (see above)."""
     if weights not in WEIGHT_FORMATS:
         raise ValueError(f"unknown weight format {weights!r}; known: {', '.join(WEIGHT_FORMATS)}")
+    if weights == "int4" and model.embed.weight.device.type != "cpu":
+        raise ValueError("int4 weights are a CPU format here; on a GPU use bfloat16 or int8")
     targets = [
         (parent, name, child)
         for parent in model.modules()
