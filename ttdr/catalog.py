@@ -118,11 +118,10 @@ def model_info(name: str, cache: Path) -> dict[str, str]:
 
 def runtime_device(settings: Settings) -> str:
     """Where the engine would run under these settings, and with which weights."""
-    from backends.llm.registry import PRESETS, decode_precision, pick_device
+    from backends.llm.registry import decode_precision, four_bit_source, pick_device
 
     device = pick_device(settings.device)
-    preset = PRESETS.get(settings.model)
-    four_bit = preset.four_bit_source if preset else False
+    four_bit = four_bit_source(settings.model)
     chosen, weights = decode_precision(settings.dtype, device, four_bit_source=four_bit)
     floats = str(chosen).removeprefix("torch.")
     kept_float = {"int4": "activations and LM head", "int8": "activations"}

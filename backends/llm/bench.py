@@ -41,7 +41,7 @@ from backends.llm.llamacpp import (
     measure_completions,
 )
 from backends.llm.loader import LoadedModel, decodes_packed, load_checkpoint
-from backends.llm.registry import PRESETS, decode_precision, load_model, pick_device
+from backends.llm.registry import decode_precision, four_bit_source, load_model, pick_device
 from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
 from ttdr.models import DEFAULT_MODEL
@@ -75,14 +75,12 @@ def run_engine_benchmark(
     `dtype` "int8" or "int4" keeps activations in the float dtype `auto` picks and stores the
     linear layers' weights in int8 or int4; `plain` turns the load-time and cache optimisations
     off (fused projections, static cache, the one-token autoregressive step), so before and
-    after are
-    the same command; `vs="llama-cpp"` adds llama-server on the same GGUF (the default
-    model's, or `gguf`). The sweep's JSON and plot go to `out` when given.
+    after are the same command; `vs="llama-cpp"` adds llama-server on the same GGUF (the
+    default model's, or `gguf`). The sweep's JSON and plot go to `out` when given.
     """
     threads = configure_threads()
     target = pick_device(device)
-    preset = None if tiny_family else PRESETS.get(model)
-    four_bit = preset.four_bit_source if preset else False
+    four_bit = not tiny_family and four_bit_source(model)
     chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit)
     loaded = _load(model, cache_dir, tiny_family, target, chosen, fuse=not plain, weights=weights)
     bandwidth = copy_bandwidth()

@@ -164,6 +164,12 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
+def four_bit_source(name_or_path: str) -> bool:
+    """Whether a preset's projections came as 4-bit blocks (a folder path: not known, no)."""
+    preset = PRESETS.get(name_or_path)
+    return preset.four_bit_source if preset else False
+
+
 def decode_precision(
     dtype: str, device: torch.device, *, four_bit_source: bool = False
 ) -> tuple[torch.dtype, str | None]:
@@ -189,8 +195,7 @@ def load_generator(
     target = pick_device(device)
     if target.type == "cpu":
         configure_threads()
-    four_bit = preset.four_bit_source if preset else False
-    chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit)
+    chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit_source(name_or_path))
     loaded = load_model(name_or_path, cache, device=target, dtype=chosen, weights=weights)
     return DiffusionEngine.from_loaded(
         loaded,
