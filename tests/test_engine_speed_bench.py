@@ -217,10 +217,28 @@ def test_bench_engine_writes_the_sweep_and_refuses_unknown_options(tmp_path) -> 
         "static_kv_cache": False,
         "one_token_autoregressive_step": False,
         "onednn_packed_linears": False,
+        "compiled_decode_steps": False,
     }
     assert report["cost_sweep"]["block_sizes"] == [1, 4, 8, 16]
     assert report["weight_read_bound_ms"] > 0
     assert report["cpu_threads"] == torch.get_num_threads()
+
+
+def test_bench_engine_compiles_and_reports_the_drift_and_the_speedup(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    result = CliRunner().invoke(
+        app,
+        ["bench", "engine", "--tiny", "llama", "--tokens", "6", "--dtype", "float32", "--compile"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["optimisations"]["compiled_decode_steps"] is True
+    assert report["compile_failure"] is None
+    assert report["compiled_steps"] > 0
+    drift = report["compiled_vs_eager"]
+    assert drift["greedy_agreement"] == 1.0  # float32: the same tokens
+    assert drift["eager_autoregressive_tokens_per_s"] > 0
+    assert drift["autoregressive_speedup"] > 0
 
 
 def test_bench_engine_says_why_llama_cpp_was_skipped(monkeypatch) -> None:

@@ -433,11 +433,7 @@ class Researcher:
         return self._load_model(judge)
 
     def _load_model(self, name: str):
-        from backends.llm.shared import shared_generator
-
-        return shared_generator(
-            name, self.settings.model_cache, device=self.settings.device, dtype=self.settings.dtype
-        )
+        return load_engine(self.settings, name)
 
     def _context(self, run_id: str, generator, retriever, started: float):
         from agents.context import ResearchContext
@@ -477,7 +473,11 @@ def load_engine(settings: Settings, name: str):
     from backends.llm.shared import shared_generator
 
     return shared_generator(
-        name, settings.model_cache, device=settings.device, dtype=settings.dtype
+        name,
+        settings.model_cache,
+        device=settings.device,
+        dtype=settings.dtype,
+        compile_steps=settings.compile,
     )
 
 

@@ -46,6 +46,7 @@ def engine_benchmark(
         dtype=settings.dtype,
         plain=plain,
         sweep=sweep,
+        compile_steps=settings.compile,
         out=out,
         vs=vs,
         llama_server=llama_server,

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         description="Weights' dtype; auto picks bfloat16 where the hardware has it; int8 and int4 "
         "store the linear layers' weights in int8 or int4 (activations as auto; int4 on a CPU).",
     )
+    compile: bool = Field(
+        False,
+        description="Compile decode steps with torch.compile: a one-token CPU step ~25% faster, "
+        "after ~45 s of compiling on first use (~8 s once cached).",
+    )
     search: SearchMode = Field(
         "auto", description="web, local, auto (web, local if offline), or searxng."
     )

@@ -29,6 +29,7 @@ import httpx
 import torch
 
 from backends.llm.bandwidth import copy_bandwidth, weight_bytes_per_forward, weight_read_bound_ms
+from backends.llm.compiled import compile_decode_steps
 from backends.llm.cost_sweep import plot_cost_sweep, run_cost_sweep
 from backends.llm.decoding import DecodePolicy
 from backends.llm.engine import DiffusionEngine
@@ -69,6 +70,7 @@ def run_engine_benchmark(
     vs: str | None = None,
     llama_server: str | None = None,
     gguf: Path | None = None,
+    compile_steps: bool = False,
 ) -> dict:
     """The decoding modes' speed (or, with `sweep`, the cost sweep) as one JSON-able dict.
 
@@ -76,13 +78,17 @@ def run_engine_benchmark(
     linear layers' weights in int8 or int4; `plain` turns the load-time and cache optimisations
     off (fused projections, static cache, the one-token autoregressive step), so before and
     after are the same command; `vs="llama-cpp"` adds llama-server on the same GGUF (the
-    default model's, or `gguf`). The sweep's JSON and plot go to `out` when given.
+    default model's, or `gguf`); `compile_steps` compiles the decode steps (`compiled.py`,
+    TTDR_COMPILE) and reports what that costs and how far it moves the greedy replies. The
+    sweep's JSON and plot go to `out` when given.
     """
     threads = configure_threads()
     target = pick_device(device)
     four_bit = not tiny_family and four_bit_source(model)
     chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit)
     loaded = _load(model, cache_dir, tiny_family, target, chosen, fuse=not plain, weights=weights)
+    if compile_steps:
+        compile_decode_steps(loaded.model, cache_dir / "inductor")
     bandwidth = copy_bandwidth()
     bound_ms = weight_read_bound_ms(loaded.model, bandwidth)
     report = {
@@ -96,6 +102,7 @@ def run_engine_benchmark(
             "static_kv_cache": not plain,
             "one_token_autoregressive_step": not plain,
             "onednn_packed_linears": decodes_packed(loaded.model),
+            "compiled_decode_steps": compile_steps,
         },
         "cpu_threads": torch.get_num_threads(),
         "threads_decided_by": threads.source,
@@ -127,6 +134,20 @@ def run_engine_benchmark(
             name: round(r["tokens_per_s"] / baseline, 3) for name, r in results.items()
         },
     }
+    if compile_steps:
+        compiled = loaded.model.compiled_layers
+        report["compiled_steps"] = compiled.compiled_calls
+        report["compile_failure"] = compiled.failure
+        layout = {"fuse": not plain, "weights": weights}
+        eager = _load(model, cache_dir, tiny_family, target, chosen, **layout)
+        drift = weight_drift(eager, loaded, prompts, new_tokens, labels=("eager", "compiled"))
+        eager_ar = measure(decoding_modes(eager, diffusion_block)["autoregressive"], prompts,
+                           new_tokens, repeats)  # fmt: skip
+        report["compiled_vs_eager"] = {
+            **drift,
+            "eager_autoregressive_tokens_per_s": eager_ar["tokens_per_s"],
+            "autoregressive_speedup": round(baseline / eager_ar["tokens_per_s"], 3),
+        }
     if weights is not None:
         reference = _load(model, cache_dir, tiny_family, target, chosen, fuse=True, weights=None)
         report[f"{weights}_vs_float"] = weight_drift(
@@ -280,7 +301,11 @@ def _engine(
 def measure(
     engine: DiffusionEngine, prompts: list[list[int]], new_tokens: int, repeats: int
 ) -> dict:
-    run_once(engine, prompts[0], 4)  # warm-up: first calls pay for allocation
+    start = time.perf_counter()
+    # Warm-up at full length: first calls pay for allocation, and compiled steps compile a
+    # graph per shape class they meet (one-token, block, block with finished slots, last slot).
+    run_once(engine, prompts[0], new_tokens)
+    warm_up = time.perf_counter() - start
     walls, forwards, tokens = [], 0, 0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -297,6 +322,7 @@ def measure(
         "tokens_per_s": round(tokens / wall, 2),
         "ms_per_forward": round(1000 * wall / forwards, 2),
         "wall_s": round(wall, 3),
+        "warm_up_s": round(warm_up, 2),
     }
 
 

@@ -251,7 +251,9 @@ class Denoiser:
         if self.cache_mode == "exact" and state.cache is None:
             # The prompt is prefilled by the first step's forward.
             length = canvas.tokens.shape[1]
-            state.cache = StaticKVCache(length) if self.static_cache else KVCache()
+            # One slot more than the canvas: the last step's view then never spans the whole
+            # buffer, which compiled steps (`compiled.py`) would treat as one more shape.
+            state.cache = StaticKVCache(length + 1) if self.static_cache else KVCache()
         elif self.cache_mode in ("prefix", "dual") and self.refresh == "block":
             self._refresh(canvas, start, end, state, stats)
 

@@ -19,6 +19,9 @@ the bytes it reads through `weight_bytes`. Packing is for inference only (no aut
 
 from __future__ import annotations
 
+import itertools
+import weakref
+
 import torch
 from torch import nn
 
@@ -43,9 +46,30 @@ class PackedLinear(nn.Module):
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
         bias = linear.bias
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.key = next(_keys)
+        _LIVE[self.key] = self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return torch.ops.ttdr.packed_linear(x, self.key, self.out_features)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+
+# torch.compile (`compiled.py`) cannot trace a call on the opaque packed tensor, so compiled
+# code reaches the same kernel through an operator that names the layer by a number instead.
+_keys = itertools.count()
+_LIVE: weakref.WeakValueDictionary[int, PackedLinear] = weakref.WeakValueDictionary()
+
+
+@torch.library.custom_op("ttdr::packed_linear", mutates_args=())
+def packed_linear(x: torch.Tensor, key: int, out_features: int) -> torch.Tensor:
+    layer = _LIVE[key]
+    return torch.ops.mkldnn._linear_pointwise(x, layer.packed, layer.bias, "none", [], "")
+
+
+@packed_linear.register_fake
+def _packed_linear_shape(x: torch.Tensor, key: int, out_features: int) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], out_features))
 
 
 def pack_linears(model: Transformer) -> Transformer:

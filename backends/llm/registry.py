@@ -189,14 +189,24 @@ def decode_precision(
 
 
 def load_generator(
-    name_or_path: str, cache: Path, *, device: str = "auto", dtype: str = "auto"
+    name_or_path: str,
+    cache: Path,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    compile_steps: bool = False,
 ) -> DiffusionEngine:
+    """The engine `ttdr research` decodes with; `compile_steps` is TTDR_COMPILE."""
     preset = PRESETS.get(name_or_path)
     target = pick_device(device)
     if target.type == "cpu":
         configure_threads()
     chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit_source(name_or_path))
     loaded = load_model(name_or_path, cache, device=target, dtype=chosen, weights=weights)
+    if compile_steps:
+        from backends.llm.compiled import compile_decode_steps
+
+        compile_decode_steps(loaded.model, cache / "inductor")
     return DiffusionEngine.from_loaded(
         loaded,
         name=preset.name if preset else loaded.folder.name,

@@ -25,15 +25,23 @@ _loaded: OrderedDict[tuple, DiffusionEngine] = OrderedDict()
 
 
 def shared_generator(
-    name_or_path: str, cache: Path, *, device: str = "auto", dtype: str = "auto"
+    name_or_path: str,
+    cache: Path,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    compile_steps: bool = False,
 ) -> DiffusionEngine:
     """The loaded engine for this model, loading it on first use (a preset downloads then)."""
     with _lock:  # one load at a time: two runs asking for the same model load it once
         folder = resolve_model_folder(name_or_path, cache)
-        key = (name_or_path, str(folder.resolve()), device, dtype, _fingerprint(folder))
+        key = (name_or_path, str(folder.resolve()), device, dtype, compile_steps)
+        key += (_fingerprint(folder),)
         engine = _loaded.get(key)
         if engine is None:
-            engine = load_generator(name_or_path, cache, device=device, dtype=dtype)
+            engine = load_generator(
+                name_or_path, cache, device=device, dtype=dtype, compile_steps=compile_steps
+            )
             _loaded[key] = engine
         _loaded.move_to_end(key)
         while len(_loaded) > KEEP:

@@ -93,12 +93,23 @@ def rope_frequencies(args: ModelArgs) -> torch.Tensor:
     return inv_freq.float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE as in the Hugging Face LLaMA/Qwen checkpoints."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    rotated = torch.cat((-x2, x1), dim=-1)
-    return x * cos + rotated * sin
+def rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor, dtype: torch.dtype):
+    """cos and signed sin [batch, length, 1, head_dim] for `apply_rope`, once per forward.
+
+    The sign of rotate-half (-x2 beside x1) lives in the sin table, so that rotating a
+    head is one `roll` instead of two slices, a negation and a concatenation.
+    """
+    freqs = positions[..., None].float() * inv_freq
+    sin = freqs.sin()
+    cos = torch.cat((freqs, freqs), dim=-1).cos()
+    signed_sin = torch.cat((-sin, sin), dim=-1)
+    return cos[:, :, None].to(dtype), signed_sin[:, :, None].to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE as in the Hugging Face LLaMA/Qwen checkpoints, on [batch, length,
+    heads, head_dim]: x * cos + (-x2, x1) * sin, bit for bit."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * signed_sin
 
 
 class Attention(nn.Module):
@@ -135,17 +146,25 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         batch, length, _ = x.shape
         a = self.args
-        if self.qkv is not None:
-            q, k, v = self.qkv(x).split(self.split, dim=-1)
+        if self.qkv is not None and not a.qk_norm:
+            # q and k sit side by side in the fused output: rotate them as one tensor.
+            qkv = self.qkv(x)
+            heads = a.num_heads + a.num_kv_heads
+            qk = qkv[..., : heads * a.head_dim].view(batch, length, heads, a.head_dim)
+            q, k = apply_rope(qk, cos, sin).split((a.num_heads, a.num_kv_heads), dim=2)
+            v = qkv[..., heads * a.head_dim :].view(batch, length, a.num_kv_heads, a.head_dim)
         else:
-            q, k, v = self.q(x), self.k(x), self.v(x)
-        q = q.view(batch, length, a.num_heads, a.head_dim)
-        k = k.view(batch, length, a.num_kv_heads, a.head_dim)
-        v = v.view(batch, length, a.num_kv_heads, a.head_dim)
-        if a.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
+            if self.qkv is not None:
+                q, k, v = self.qkv(x).split(self.split, dim=-1)
+            else:
+                q, k, v = self.q(x), self.k(x), self.v(x)
+            q = q.view(batch, length, a.num_heads, a.head_dim)
+            k = k.view(batch, length, a.num_kv_heads, a.head_dim)
+            v = v.view(batch, length, a.num_kv_heads, a.head_dim)
+            if a.qk_norm:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.place(layer, k, v, slot, commit)
         out = F.scaled_dot_product_attention(
@@ -208,6 +227,9 @@ class Transformer(nn.Module):
         if args.tie_embeddings:
             self.lm_head.weight = self.embed.weight
         self.register_buffer("inv_freq", rope_frequencies(args), persistent=False)
+        # Set by `compiled.compile_decode_steps` (TTDR_COMPILE): the layer stack, compiled,
+        # for the decode steps it accepts; every other call runs the loop below.
+        self.compiled_layers = None
 
     def fuse_projections(self) -> Transformer:
         """Fuse every layer's q/k/v and gate/up projections (same outputs, fewer calls).
@@ -236,13 +258,14 @@ class Transformer(nn.Module):
         every query see every key. `logits_for` limits the vocabulary projection to the
         positions that need it (a decode step reads only its block and the slot before it).
         """
-        freqs = positions[..., None].float() * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # [batch, 1, length, head_dim]
-        cos, sin = emb.cos(), emb.sin()
         x = self.embed(input_ids)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-        for index, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, cache, index, slot, commit)
+        cos, sin = rope_tables(positions, self.inv_freq, x.dtype)
+        compiled = self.compiled_layers
+        if compiled is not None and compiled.accepts(input_ids.shape[1], cache, slot):
+            x = compiled(x, cos, sin, mask, cache, commit)
+        else:
+            for index, layer in enumerate(self.layers):
+                x = layer(x, cos, sin, mask, cache, index, slot, commit)
         if logits_for is not None:
             x = x[:, logits_for]
         return self.lm_head(self.norm(x)).float()

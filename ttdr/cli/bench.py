@@ -46,6 +46,10 @@ def bench_engine(
     llama_server: Annotated[
         str | None, typer.Option(help="The llama-server binary (default: found by --vs).")
     ] = None,
+    compile_steps: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="Compile the decode steps (TTDR_COMPILE)."),
+    ] = None,
 ) -> None:
     """Autoregressive vs naive diffusion vs block-parallel decoding on the same weights."""
     from ttdr.api import engine_benchmark
@@ -56,7 +60,8 @@ def bench_engine(
         raise typer.BadParameter(f"--dtype takes {', '.join(DTYPES)}, not {dtype!r}")
 
     def bench() -> None:
-        settings = Settings() if dtype is None else Settings(dtype=dtype)
+        chosen = {"dtype": dtype, "compile": compile_steps}
+        settings = Settings(**{name: value for name, value in chosen.items() if value is not None})
         report = engine_benchmark(
             settings,
             model=model,

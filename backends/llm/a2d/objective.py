@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from backends.llm.kv_cache import KVCache
-from backends.llm.transformer import Transformer
+from backends.llm.transformer import Transformer, rope_tables
 
 CLEAN = 0
 CONFIDENT_CE = -math.log(0.9)  # a right prediction's CE below this: probability above 0.9
@@ -266,10 +266,10 @@ def final_hidden(
     cache = KVCache()
     with torch.no_grad():
         prefix = x[:, :frozen]
-        head = (cos[:, :, :frozen], sin[:, :, :frozen], mask[:, :, :frozen, :frozen])
+        head = (cos[:, :frozen], sin[:, :frozen], mask[:, :, :frozen, :frozen])
         for index, layer in enumerate(model.layers):
             prefix = layer(prefix, head[0], head[1], head[2], cache, index, None, True)
-    rest, tail = x[:, frozen:], (cos[:, :, frozen:], sin[:, :, frozen:], mask[:, :, frozen:])
+    rest, tail = x[:, frozen:], (cos[:, frozen:], sin[:, frozen:], mask[:, :, frozen:])
     for index, layer in enumerate(model.layers):
         rest = layer(rest, tail[0], tail[1], tail[2], cache, index, None, False)
     return model.norm(rest)
@@ -284,10 +284,8 @@ def frozen_prefix(document: Document, block_size: int) -> int:
 
 
 def _embedded(model: Transformer, tokens: torch.Tensor, positions: torch.Tensor):
-    freqs = positions[..., None].float() * model.inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)[:, None]
     x = model.embed(tokens)
-    return x, emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+    return x, *rope_tables(positions, model.inv_freq, x.dtype)
 
 
 @dataclass(frozen=True)
