@@ -237,6 +237,7 @@ def test_bench_engine_compiles_and_reports_the_drift_and_the_speedup(tmp_path, m
     assert report["compiled_steps"] > 0
     drift = report["compiled_vs_eager"]
     assert drift["greedy_agreement"] == 1.0  # float32: the same tokens
+    assert drift["stepwise_nll_compiled"] == pytest.approx(drift["stepwise_nll_eager"], rel=1e-4)
     assert drift["eager_autoregressive_tokens_per_s"] > 0
     assert drift["autoregressive_speedup"] > 0
 

@@ -17,6 +17,7 @@ the same run; `--vs llama-cpp` adds llama.cpp on the same GGUF and prompts (`lla
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import statistics
@@ -34,6 +35,7 @@ from backends.llm.cost_sweep import plot_cost_sweep, run_cost_sweep
 from backends.llm.decoding import DecodePolicy
 from backends.llm.engine import DiffusionEngine
 from backends.llm.facts import CacheMode, ModelFacts
+from backends.llm.kv_cache import StaticKVCache
 from backends.llm.llamacpp import (
     RunningServer,
     default_gguf,
@@ -45,6 +47,7 @@ from backends.llm.loader import LoadedModel, decodes_packed, load_checkpoint
 from backends.llm.registry import decode_precision, four_bit_source, load_model, pick_device
 from backends.llm.threads import configure_threads
 from backends.llm.tiny import write_tiny_checkpoint
+from backends.llm.transformer import Transformer
 from ttdr.models import DEFAULT_MODEL
 
 PROMPTS = (
@@ -211,15 +214,35 @@ def weight_drift(
         next((i for i, (a, b) in enumerate(zip(ref, q, strict=True)) if a != b), None)
         for ref, q in zip(*replies, strict=True)
     ]
-    nll = [DiffusionEngine.from_loaded(m).score(" ".join(PROMPTS)).nll_per_token
-           for m in (reference, candidate)]  # fmt: skip
+    text = " ".join(PROMPTS)
+    nll = [DiffusionEngine.from_loaded(m).score(text).nll_per_token for m in (reference, candidate)]
+    ids = reference.tokenizer(text, add_special_tokens=False)["input_ids"]
+    stepwise = [stepwise_nll(m.model, ids) for m in (reference, candidate)]
     return {
         "greedy_agreement": round(same / total, 3),
         "first_divergence": first_divergence,
         f"nll_{labels[0]}": round(nll[0], 4),
         f"nll_{labels[1]}": round(nll[1], 4),
         "nll_change": round((nll[1] - nll[0]) / nll[0], 4),
+        f"stepwise_nll_{labels[0]}": round(stepwise[0], 4),
+        f"stepwise_nll_{labels[1]}": round(stepwise[1], 4),
+        "stepwise_nll_change": round((stepwise[1] - stepwise[0]) / stepwise[0], 4),
     }
+
+
+@torch.inference_mode()
+def stepwise_nll(model: Transformer, ids: list[int]) -> float:
+    """Mean NLL of `ids` fed one token per forward through the static cache. `score` reads a
+    whole text in one wide call, which int4 layers serve from their float copy and compiled
+    steps leave eager; this takes the path a decode step takes."""
+    device = model.embed.weight.device
+    cache = StaticKVCache(len(ids) + 1)
+    total = 0.0
+    for position, (token, following) in enumerate(itertools.pairwise(ids)):
+        step = torch.tensor([[token]], device=device)
+        logits = model(step, torch.tensor([[position]], device=device), cache=cache, commit=True)
+        total -= torch.log_softmax(logits[0, -1].float(), dim=-1)[following].item()
+    return total / max(len(ids) - 1, 1)
 
 
 def _greedy(engine: DiffusionEngine, prompt: list[int], new_tokens: int) -> list[int]:
