@@ -16,8 +16,9 @@ import torch
 from typer.testing import CliRunner
 
 from backends.llm.bandwidth import copy_bandwidth, weight_bytes_per_forward
-from backends.llm.bench import compare_with_llama_cpp
+from backends.llm.bench import compare_with_llama_cpp, stepwise_nll
 from backends.llm.cost_sweep import plot_cost_sweep, run_cost_sweep
+from backends.llm.engine import DiffusionEngine
 from backends.llm.loader import load_checkpoint
 from backends.llm.threads import choose_threads
 from backends.llm.tiny import write_tiny_checkpoint
@@ -271,3 +272,14 @@ def test_auto_decodes_in_int4_only_a_4_bit_source_on_a_cpu_with_native_bfloat16(
     monkeypatch.setattr(registry, "pick_dtype", lambda device: torch.float32)  # as on AVX2
     assert registry.decode_precision("auto", cpu, four_bit_source=True) == (torch.float32, None)
     assert registry.decode_precision("int4", cpu) == (torch.float32, "int4")
+
+
+def test_the_stepwise_nll_is_the_whole_text_nll_of_a_causal_model(tmp_path) -> None:
+    """One token per forward through the static cache and one causal call over the whole
+    text are the same likelihood in float32 (the bench sets the two against each other)."""
+    folder = write_tiny_checkpoint(tmp_path / "llama", "llama", seed=5)
+    loaded = load_checkpoint(folder, dtype=torch.float32, fuse=True)
+    text = "Research reports cite their sources. The draft is revised with evidence."
+    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+    whole = DiffusionEngine.from_loaded(loaded).score(text).nll_per_token
+    assert stepwise_nll(loaded.model, ids) == pytest.approx(whole, rel=1e-5)
