@@ -91,7 +91,7 @@ def run_engine_benchmark(
     chosen, weights = decode_precision(dtype, target, four_bit_source=four_bit)
     loaded = _load(model, cache_dir, tiny_family, target, chosen, fuse=not plain, weights=weights)
     if compile_steps:
-        compile_decode_steps(loaded.model, cache_dir / "inductor")
+        compile_decode_steps(loaded.model, cache_dir)
     bandwidth = copy_bandwidth()
     bound_ms = weight_read_bound_ms(loaded.model, bandwidth)
     report = {

@@ -43,7 +43,7 @@ class CompiledLayers:
         self.failure: str | None = None
         self.compiled_calls = 0  # steps that ran compiled code (the bench and tests read it)
         self._lock = threading.Lock()
-        self._compiled = torch.compile(self._layers, dynamic=True)
+        self._compiled = torch.compile(model.run_layers, dynamic=True)
 
     def accepts(self, rows: int, cache: object, slot: int | None) -> bool:
         return self.failure is None and rows <= MAX_ROWS and slot is None and (
@@ -54,30 +54,26 @@ class CompiledLayers:
         with self._lock:
             if self.failure is None:
                 try:
-                    out = self._compiled(x, cos, sin, mask, cache, commit)
+                    out = self._compiled(x, cos, sin, mask, cache, None, commit)
                     self.compiled_calls += 1
                     return out
                 except Exception as exc:  # inductor's errors have no common public base
                     if not _is_compile_failure(exc):
                         raise
                     self._give_up(exc)
-        return self._layers(x, cos, sin, mask, cache, commit)
+        return self.model.run_layers(x, cos, sin, mask, cache, None, commit)
 
     def _give_up(self, exc: Exception) -> None:
         self.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         log.warning("TTDR_COMPILE: compiling failed, decoding eagerly: %s", self.failure)
 
-    def _layers(self, x, cos, sin, mask, cache, commit) -> torch.Tensor:
-        for index, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin, mask, cache, index, None, commit)
-        return x
 
-
-def compile_decode_steps(model: Transformer, cache_dir: Path | None = None) -> Transformer:
-    """Route `model`'s decode steps through compiled layers; `cache_dir` keeps inductor's
-    compiled kernels between processes (unless TORCHINDUCTOR_CACHE_DIR already says where)."""
-    if cache_dir is not None and _inductor_cache_is_default():
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir)
+def compile_decode_steps(model: Transformer, model_cache: Path | None = None) -> Transformer:
+    """Route `model`'s decode steps through compiled layers; inductor's compiled kernels are
+    kept between processes under `model_cache`/inductor (unless TORCHINDUCTOR_CACHE_DIR
+    already says where)."""
+    if model_cache is not None and _inductor_cache_is_default():
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(model_cache / "inductor")
     model.compiled_layers = CompiledLayers(model)
     return model
 

@@ -206,7 +206,7 @@ def load_generator(
     if compile_steps:
         from backends.llm.compiled import compile_decode_steps
 
-        compile_decode_steps(loaded.model, cache / "inductor")
+        compile_decode_steps(loaded.model, cache)
     return DiffusionEngine.from_loaded(
         loaded,
         name=preset.name if preset else loaded.folder.name,

@@ -35,8 +35,14 @@ def shared_generator(
     """The loaded engine for this model, loading it on first use (a preset downloads then)."""
     with _lock:  # one load at a time: two runs asking for the same model load it once
         folder = resolve_model_folder(name_or_path, cache)
-        key = (name_or_path, str(folder.resolve()), device, dtype, compile_steps)
-        key += (_fingerprint(folder),)
+        key = (
+            name_or_path,
+            str(folder.resolve()),
+            device,
+            dtype,
+            compile_steps,
+            _fingerprint(folder),
+        )
         engine = _loaded.get(key)
         if engine is None:
             engine = load_generator(

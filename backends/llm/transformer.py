@@ -240,6 +240,12 @@ class Transformer(nn.Module):
             layer.mlp.fuse_projections()
         return self
 
+    def run_layers(self, x, cos, sin, mask, cache, slot, commit) -> torch.Tensor:
+        """The layer stack on embedded `x` (what `compiled.py` compiles for decode steps)."""
+        for index, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, cache, index, slot, commit)
+        return x
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -264,8 +270,7 @@ class Transformer(nn.Module):
         if compiled is not None and compiled.accepts(input_ids.shape[1], cache, slot):
             x = compiled(x, cos, sin, mask, cache, commit)
         else:
-            for index, layer in enumerate(self.layers):
-                x = layer(x, cos, sin, mask, cache, index, slot, commit)
+            x = self.run_layers(x, cos, sin, mask, cache, slot, commit)
         if logits_for is not None:
             x = x[:, logits_for]
         return self.lm_head(self.norm(x)).float()
