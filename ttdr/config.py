@@ -207,7 +207,12 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: object) -> object:
         # A config file's `home = "~/research"` means the user's home, as it would in a shell.
-        return Path(value).expanduser() if isinstance(value, str) and value else value
+        if not (isinstance(value, str) and value):
+            return value
+        try:
+            return Path(value).expanduser()
+        except RuntimeError:  # "~name" for a user this machine does not have
+            raise ValueError(f"{value!r} names a home this machine does not have") from None
 
     @classmethod
     def settings_customise_sources(

@@ -330,3 +330,10 @@ def test_every_unique_prefix_of_a_run_id_finds_it(history) -> None:
     store, ids = history
     for run_id in ids:
         assert store.get_run(f" {run_id[:8]} ").id == run_id
+
+
+def test_a_home_of_a_user_this_machine_lacks_is_refused_by_validation(home: Path) -> None:
+    """`~name` for an unknown user is a setting error, not a traceback (hypothesis found ~0)."""
+    with environment({"TTDR_HOME": "~no-such-user-ttdr"}), pytest.raises(ValidationError) as error:
+        Settings()
+    assert "names a home this machine does not have" in str(error.value)
