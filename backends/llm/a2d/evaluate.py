@@ -5,7 +5,9 @@ tokens per forward and tokens/s at each threshold and for the base's greedy AR d
 mean NLL of each mode's outputs under the base model (a converted model that commits many
 tokens per forward but writes text its parent finds unlikely has not converted well); and
 agreement with the AR greedy output (the fraction of positions that match). Decoding is one
-prompt at a time, as the agent calls the model, so tokens per forward is per sequence.
+prompt at a time, as the agent calls the model, so tokens per forward is per sequence. The AR
+mode also reports the base's certainty on its own answers (`ceiling.py`): the room a threshold
+leaves for tokens per forward on that text.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from backends.llm.a2d.adapter import load_converted
+from backends.llm.a2d.ceiling import certainty_report
 from backends.llm.a2d.data import (
     PromptBuilder,
     PromptSpec,
@@ -115,6 +118,11 @@ def evaluate_adapter(
         for mode, runs in outputs.items():
             result[mode] = _summarise(runs, reference, base_loaded.model)
             log(f"{set_name} {mode}: {result[mode]}")
+        certainty = [next_token_probabilities(base_loaded.model, r["prompt"], r["output"])
+                     for r in reference]  # fmt: skip
+        block = converted.meta.block_size
+        result["ar"]["base_certainty"] = certainty_report(certainty, (block, 2 * block), thresholds)
+        log(f"{set_name} base certainty on the AR answers: {result['ar']['base_certainty']}")
         report["sets"][set_name] = {"prompts": len(specs), "modes": result}
     return report
 
@@ -168,6 +176,18 @@ def output_nll(model: Transformer, prompt: list[int], output: list[int]) -> tupl
         answer_logits(model, prompt, output), torch.tensor(output), reduction="sum"
     )
     return float(loss), len(output)
+
+
+@torch.inference_mode()
+def next_token_probabilities(
+    model: Transformer, prompt: list[int], output: list[int]
+) -> list[float]:
+    """The base's probability of each token of `output`, given the prompt and the tokens of
+    `output` before it (teacher forcing)."""
+    if not output:
+        return []
+    probs = answer_logits(model, prompt, output).float().softmax(-1)
+    return probs.gather(-1, torch.tensor(output)[:, None])[:, 0].tolist()
 
 
 def answer_logits(model: Transformer, prompt: list[int], answer: list[int]) -> torch.Tensor:
