@@ -647,15 +647,19 @@ def test_the_eval_decodes_every_mode_on_the_same_prompts(converted_preset) -> No
         assert result["tokens"] > 0 and result["tokens_per_forward"] > 0
         assert result["nll_under_base"] > 0
     certainty = modes["ar"]["base_certainty"]  # block 4 preset: blocks 4 and 8
-    assert set(certainty) == {"share_above", "ceiling_block_4", "ceiling_block_8"}
+    assert set(certainty) == {
+        "share_above",
+        "tokens_per_forward_block_4",
+        "tokens_per_forward_block_8",
+    }
     for threshold in ("0.9", "0.7"):
         assert 0.0 <= certainty["share_above"][threshold] <= 1.0
-        assert 1.0 <= certainty["ceiling_block_4"][threshold] <= 4.0
+        assert 1.0 <= certainty["tokens_per_forward_block_4"][threshold] <= 4.0
     assert certainty["share_above"]["0.7"] >= certainty["share_above"]["0.9"]
 
 
-def test_the_certainty_ceiling_commits_the_leftmost_slot_and_every_surer_one() -> None:
-    from backends.llm.a2d.ceiling import certainty_report, forwards_needed
+def test_the_certainty_reference_commits_the_leftmost_slot_and_every_surer_one() -> None:
+    from backends.llm.a2d.certainty import certainty_report, forwards_needed
 
     sure, unsure = 0.95, 0.5
     # One block of 4: step 1 commits slot 0 and the sure slots 1 and 3; step 2 commits slot 2.
@@ -667,7 +671,7 @@ def test_the_certainty_ceiling_commits_the_leftmost_slot_and_every_surer_one() -
     assert forwards_needed([sure] * 6, 1, 0.9) == 6
     report = certainty_report([[unsure, sure, unsure, sure], [sure] * 4], (4,), (0.9, 0.4))
     assert report["share_above"] == {"0.9": 0.75, "0.4": 1.0}
-    assert report["ceiling_block_4"] == {"0.9": round(8 / 3, 3), "0.4": 4.0}
+    assert report["tokens_per_forward_block_4"] == {"0.9": round(8 / 3, 3), "0.4": 4.0}
 
 
 def test_a_converted_preset_without_its_adapter_says_so(converted_preset) -> None:

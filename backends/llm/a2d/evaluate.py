@@ -6,8 +6,8 @@ mean NLL of each mode's outputs under the base model (a converted model that com
 tokens per forward but writes text its parent finds unlikely has not converted well); and
 agreement with the AR greedy output (the fraction of positions that match). Decoding is one
 prompt at a time, as the agent calls the model, so tokens per forward is per sequence. The AR
-mode also reports the base's certainty on its own answers (`ceiling.py`): the room a threshold
-leaves for tokens per forward on that text.
+mode also reports the base's certainty on its own answers (`certainty.py`): the tokens per
+forward a converted model exactly as sure as its base would reach on that text.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from backends.llm.a2d.adapter import load_converted
-from backends.llm.a2d.ceiling import certainty_report
+from backends.llm.a2d.certainty import certainty_report
 from backends.llm.a2d.data import (
     PromptBuilder,
     PromptSpec,

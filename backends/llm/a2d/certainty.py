@@ -2,15 +2,17 @@
 
 A converted model's tokens per forward at threshold T are read against this. A step of
 threshold decoding commits a masked slot only when the model gives its token a probability
-above T; a model converted from an AR base cannot be surer of a slot than the base is when it
-sees more (the true text before the slot) than the converted model does (masks there). So on
-the base's own greedy answers: how often is the base, given the true prefix, surer than T of
-the next token, and how many tokens per forward would a block decoder reach that commits, at
-every step, the leftmost masked slot of the block and every other masked slot whose token the
-base predicted above T? The second number is an optimistic reference (the converted model's
-view of a slot, with masks before it, is vaguer than the base's with the text), not a bound
-and not a target: when it sits near 1 at a block size and threshold, no training of that
-recipe reaches several tokens per forward there on that text.
+above T. So, on the base's own greedy answers: how often is the base, given the true text
+before a token, surer than T of it, and how many tokens per forward would a block decoder
+reach that commits, at every step, the leftmost masked slot of the block and every other
+masked slot whose token the base predicted above T? That is what a converted model would get
+if it were exactly as sure as its base while seeing as much (it sees masks where the base saw
+text, so on that count it gets less). It is a reference, not a bound: the training answers are
+the base's greedy choices, a deterministic function of the prompt, so a converted model may
+learn to be surer of them than the base's probabilities are (that sharpening is what
+certainty-forcing objectives aim at). When the reference sits near 1 for a block size and
+threshold, several tokens per forward there need that sharpening, not only more of the same
+training.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def certainty_report(
     thresholds: Sequence[float],
 ) -> dict[str, dict[str, float]]:
     """Over several answers: the share of tokens the base predicts above each threshold, and
-    the ceiling's tokens per forward per block size and threshold (summed over answers)."""
+    the tokens per forward of that decoder per block size and threshold (summed over answers)."""
     tokens = [p for answer in probabilities for p in answer]
     report: dict[str, dict[str, float]] = {
         "share_above": {
@@ -48,9 +50,9 @@ def certainty_report(
         }
     }
     for size in block_sizes:
-        ceilings = {}
+        per_threshold = {}
         for threshold in thresholds:
             forwards = sum(forwards_needed(answer, size, threshold) for answer in probabilities)
-            ceilings[str(threshold)] = round(len(tokens) / forwards, 3) if forwards else 0.0
-        report[f"ceiling_block_{size}"] = ceilings
+            per_threshold[str(threshold)] = round(len(tokens) / forwards, 3) if forwards else 0.0
+        report[f"tokens_per_forward_block_{size}"] = per_threshold
     return report
