@@ -118,8 +118,10 @@ def evaluate_adapter(
         for mode, runs in outputs.items():
             result[mode] = _summarise(runs, reference, base_loaded.model)
             log(f"{set_name} {mode}: {result[mode]}")
-        certainty = [next_token_probabilities(base_loaded.model, r["prompt"], r["output"])
-                     for r in reference]  # fmt: skip
+        certainty = [
+            next_token_probabilities(base_loaded.model, run["prompt"], run["output"])
+            for run in reference
+        ]
         block = converted.meta.block_size
         result["ar"]["base_certainty"] = certainty_report(certainty, (block, 2 * block), thresholds)
         log(f"{set_name} base certainty on the AR answers: {result['ar']['base_certainty']}")
