@@ -2,12 +2,22 @@
 
 Both files fail the same ways (damaged, not writable, a full disk, an I/O error, held locked by
 another process); each turns the kind into a message about its own file.
+
+Some lock conflicts SQLite answers at once with SQLITE_BUSY instead of waiting out the busy
+timeout: a connection that must upgrade a read it already holds into a write while another
+process writes (switching a fresh file to WAL does exactly that) is refused to avoid a deadlock.
+`retry_while_locked` tries such a call again, for as long as the busy timeout would have waited.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
+_R = TypeVar("_R")
 
 FailureKind = Literal["damaged", "unwritable", "full", "io", "locked"]
 
@@ -40,3 +50,22 @@ def classify(exc: BaseException) -> SqliteFailure | None:
     if kind is None:
         return None
     return SqliteFailure(kind, f"{exc} ({code})" if code else str(exc))
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite refusing a lock another connection holds."""
+    failure = classify(exc)
+    return failure is not None and failure.kind == "locked"
+
+
+def retry_while_locked(call: Callable[[], _R], *, timeout_s: float) -> _R:
+    """`call()`, tried again after a short random pause whenever SQLite refuses it a lock, for
+    up to `timeout_s`; the last refusal is raised as it came. `call` must be safe to repeat
+    (one transaction that either commits whole or not at all)."""
+    retrying = Retrying(
+        retry=retry_if_exception(is_locked),
+        stop=stop_after_delay(timeout_s),
+        wait=wait_random(0.02, 0.25),
+        reraise=True,
+    )
+    return retrying(call)

@@ -50,7 +50,7 @@ from backends.search.passages import (
 from backends.search.types import Passage, SkippedSource
 from ttdr.errors import DocsPathError, IndexDatabaseError
 from ttdr.models import check_collection_name
-from ttdr.sqlite_failure import classify
+from ttdr.sqlite_failure import classify, retry_while_locked
 
 if TYPE_CHECKING:
     from backends.search.embeddings import Embedder
@@ -190,6 +190,11 @@ class LocalIndex:
 
     @_explains_failures
     def _create_schema(self) -> None:
+        # Processes switching a fresh file to WAL at once can be refused the lock at once
+        # rather than after the busy timeout (see ttdr.sqlite_failure), so this retries.
+        retry_while_locked(self._create_schema_once, timeout_s=_BUSY_TIMEOUT_S)
+
+    def _create_schema_once(self) -> None:
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             with db:

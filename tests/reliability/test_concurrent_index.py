@@ -6,12 +6,18 @@ their schema creation and inserts overlap, which is how `ttdr research --docs` r
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from backends.search import local_index
 from backends.search.local_index import LocalIndex
+from ttdr.errors import IndexDatabaseError
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "corpus"
 PROCESSES = 4
@@ -70,3 +76,47 @@ def _passage_count(db: Path) -> int:
 
     with closing(sqlite3.connect(db)) as connection:
         return int(connection.execute("SELECT count(*) FROM index_passages").fetchone()[0])
+
+
+def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Another process's writer on a rollback-journal file: the state in which SQLite refuses
+    a WAL switch at once (SQLITE_BUSY without waiting), as one of four CI processes saw."""
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE runs (id TEXT PRIMARY KEY)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO runs VALUES ('run-1')")
+    return holder
+
+
+def test_an_index_opened_while_another_writer_holds_the_file_waits_for_it(tmp_path: Path) -> None:
+    db = tmp_path / "ttdr.sqlite"
+    holder = _hold_write_lock(db)
+    release = threading.Timer(0.5, holder.execute, args=("COMMIT",))
+    release.start()
+    try:
+        index = LocalIndex(db)
+    finally:
+        release.join()
+        holder.close()
+
+    index.add(CORPUS)
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("SELECT id FROM runs").fetchall() == [("run-1",)]
+    assert index.documents()
+
+
+def test_a_writer_that_never_lets_go_gives_the_locked_error_and_keeps_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_index, "_BUSY_TIMEOUT_S", 1)
+    db = tmp_path / "ttdr.sqlite"
+    holder = _hold_write_lock(db)
+    try:
+        with pytest.raises(IndexDatabaseError, match="stayed locked by another process"):
+            LocalIndex(db)
+        holder.execute("COMMIT")
+    finally:
+        holder.close()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT id FROM runs").fetchall() == [("run-1",)]

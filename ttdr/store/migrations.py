@@ -18,9 +18,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
-
 from ttdr.errors import HistoryDatabaseError
+from ttdr.sqlite_failure import retry_while_locked
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -160,19 +159,7 @@ def migrate(path: Path) -> int:
     to WAL while another process does the same) at once with SQLITE_BUSY instead of waiting,
     and one of six processes opening a fresh home at once was seen to fail that way.
     """
-    retrying = Retrying(
-        retry=retry_if_exception(_locked),
-        stop=stop_after_delay(BUSY_TIMEOUT_S),
-        wait=wait_random(0.02, 0.25),
-        reraise=True,
-    )
-    return retrying(_migrate_once, path)
-
-
-def _locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
+    return retry_while_locked(lambda: _migrate_once(path), timeout_s=BUSY_TIMEOUT_S)
 
 
 def _migrate_once(path: Path) -> int:
