@@ -49,6 +49,7 @@ def main() -> None:
         ("held_out_p11_s5", "159 answers at 1.1 (AVX2 machine)"),
         ("held_out_p11_s6", "153 answers at 1.1 (AVX512 machine)"),
         ("held_out_p11_s8", "158 answers at 1.1 (2026-12-04 machine)"),
+        ("held_out_p11_s9", "156 answers at 1.1 (2026-12-04 AMD machine)"),
     ):
         points = [(h["answer_tokens_trained"] / 1000, h["loss"]) for h in data.get(key, [])]
         if points:
